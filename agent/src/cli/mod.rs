@@ -1,0 +1,4 @@
+//! Operator commands of `bgw-agent`, one module per command group.
+
+pub mod schedule;
+pub mod vcenter;

@@ -1,0 +1,1 @@
+//! `bgw-cloud`: the reference control plane.

@@ -1,0 +1,1 @@
+//! Wire types of the gateway protocol spoken between `bgw-agent` and `bgw-cloud`.

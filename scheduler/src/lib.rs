@@ -1,0 +1,1 @@
+//! Bandwidth schedules, maintenance windows and the shared upload throttle.

@@ -1,0 +1,69 @@
+# Shared by scripts/test and scripts/demo: installs what the project needs, idempotently.
+# Source it, then call the ensure_* functions you need.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOLS_DIR="${BGW_TOOLS_DIR:-$REPO_ROOT/.tools}"
+export BGW_VENV="$TOOLS_DIR/venv"            # current awscli + boto3 (Smithy RPC v2 CBOR)
+export BGW_VENV_JSON="$TOOLS_DIR/venv-json"  # botocore 1.43.45: the last one speaking AWS JSON 1.0 here
+JSON_BOTOCORE_VERSION="1.43.45"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages: Go and govmomi for the vCenter simulator, tmux for console tests,
+# python venv support, openssl for certificates.
+ensure_apt_packages() {
+    local wanted=(golang-go golang-github-vmware-govmomi-dev python3-venv tmux openssl curl ca-certificates build-essential pkg-config)
+    local missing=()
+    for p in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing Debian packages: ${missing[*]}"
+        as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        if [ -x "$HOME/.cargo/bin/cargo" ]; then
+            export PATH="$HOME/.cargo/bin:$PATH"
+        else
+            log "installing Rust from Debian (cargo, rustc)"
+            as_root apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq cargo rustc >/dev/null
+        fi
+    fi
+}
+
+python_for_venv() {
+    # Prefer a python whose venv module works (Debian's needs python3-venv).
+    for py in python3 /usr/bin/python3; do
+        if "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then echo "$py"; return; fi
+    done
+    echo python3
+}
+
+ensure_venvs() {
+    local py
+    py="$(python_for_venv)"
+    if [ ! -x "$BGW_VENV/bin/aws" ] || ! "$BGW_VENV/bin/python" -c 'import boto3' >/dev/null 2>&1; then
+        log "creating $BGW_VENV with the current awscli and boto3"
+        rm -rf "$BGW_VENV"
+        "$py" -m venv "$BGW_VENV"
+        "$BGW_VENV/bin/pip" install -q --upgrade pip >/dev/null
+        "$BGW_VENV/bin/pip" install -q awscli boto3 cbor2 >/dev/null
+    fi
+    if ! "$BGW_VENV_JSON/bin/python" -c "import botocore,sys; sys.exit(botocore.__version__ != '$JSON_BOTOCORE_VERSION')" >/dev/null 2>&1; then
+        log "creating $BGW_VENV_JSON with botocore $JSON_BOTOCORE_VERSION (AWS JSON 1.0)"
+        rm -rf "$BGW_VENV_JSON"
+        "$py" -m venv "$BGW_VENV_JSON"
+        "$BGW_VENV_JSON/bin/pip" install -q --upgrade pip >/dev/null
+        "$BGW_VENV_JSON/bin/pip" install -q "botocore==$JSON_BOTOCORE_VERSION" boto3 >/dev/null
+    fi
+}
