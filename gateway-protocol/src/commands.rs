@@ -1,0 +1,69 @@
+//! Commands from the cloud to the gateway, delivered by long-poll, and their results.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandPoll {
+    /// How long the cloud may hold the request open (capped by the cloud).
+    pub wait_seconds: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandBatch {
+    pub commands: Vec<Command>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    /// Unique id; the agent answers with it, and ignores a command id it has already run.
+    pub id: String,
+    pub issued_at: DateTime<Utc>,
+    pub kind: CommandKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CommandKind {
+    /// Run a metadata sync now (`StartVirtualMachinesMetadataSync`).
+    #[serde(rename_all = "camelCase")]
+    SyncMetadata { hypervisor_arn: String },
+    /// Try a hypervisor configuration and report exactly what failed.
+    #[serde(rename_all = "camelCase")]
+    TestHypervisor {
+        host: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<Secret>,
+    },
+    /// Apply an available update now (`UpdateGatewaySoftwareNow`).
+    UpdateNow,
+    /// The configuration changed: pull it.
+    #[serde(rename_all = "camelCase")]
+    ConfigChanged { version: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandResult {
+    pub command_id: String,
+    pub outcome: CommandOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CommandOutcome {
+    Succeeded,
+    /// `stage` says where it failed: `DNS`, `TCP`, `TLS`, `AUTHENTICATION`, `PRIVILEGES`, …
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        stage: String,
+        message: String,
+    },
+}

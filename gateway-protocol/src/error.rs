@@ -1,0 +1,85 @@
+//! Errors of the protocol crate and the error body the cloud sends back.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Failures while signing or verifying a gateway request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot sign the request to {uri}: {reason}")]
+    Sign { uri: String, reason: String },
+    #[error("the request has no valid SigV4 authorization header: {0}")]
+    MalformedAuthorization(String),
+    #[error("the request is signed for service {found:?}, expected {expected:?}")]
+    WrongService { found: String, expected: String },
+    #[error("the request is signed for region {found:?}, expected {expected:?}")]
+    WrongRegion { found: String, expected: String },
+    #[error("unknown access key id {0}")]
+    UnknownAccessKey(String),
+    #[error("the signature does not match")]
+    SignatureMismatch,
+    #[error(
+        "request time {request_time} is more than {max_skew_secs} s away from server time {server_time}"
+    )]
+    Skewed {
+        request_time: DateTime<Utc>,
+        server_time: DateTime<Utc>,
+        max_skew_secs: i64,
+    },
+}
+
+/// Machine-readable error codes of the gateway protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The body or a parameter is invalid. Do not retry unchanged.
+    InvalidRequest,
+    /// The signature or the access key is not valid.
+    AccessDenied,
+    /// The request time is too far from the cloud's clock; `server_time` says by how much.
+    RequestTimeTooSkewed,
+    /// The activation key is unknown, used, or bound to another agent.
+    InvalidActivationKey,
+    /// The activation key expired before `CreateGateway` consumed it.
+    ActivationKeyExpired,
+    /// The gateway was deleted in the cloud: the agent must be re-activated.
+    GatewayDeleted,
+    /// The object does not exist.
+    NotFound,
+    /// Retry later.
+    Unavailable,
+    /// A bug in the cloud.
+    Internal,
+}
+
+/// The JSON body of every non-2xx gateway protocol response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The cloud's clock when it answered, so the agent can correct a skewed clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<DateTime<Utc>>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            server_time: None,
+        }
+    }
+
+    /// The HTTP status the cloud answers with for this code.
+    pub fn status(&self) -> u16 {
+        match self.code {
+            ErrorCode::InvalidRequest => 400,
+            ErrorCode::AccessDenied | ErrorCode::RequestTimeTooSkewed => 403,
+            ErrorCode::InvalidActivationKey | ErrorCode::NotFound => 404,
+            ErrorCode::ActivationKeyExpired | ErrorCode::GatewayDeleted => 410,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}

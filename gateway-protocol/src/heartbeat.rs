@@ -1,0 +1,94 @@
+//! Heartbeat: what the agent tells the cloud every `heartbeat_interval`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The cloud marks a gateway offline after this many intervals without a heartbeat.
+pub const MISSED_HEARTBEATS_OFFLINE: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub agent_version: String,
+    pub hostname: String,
+    pub ip_addresses: Vec<String>,
+    pub mac_addresses: Vec<String>,
+    /// IANA time zone of the gateway (schedules and windows are in this zone).
+    pub timezone: String,
+    pub uptime_seconds: u64,
+    /// Seconds between heartbeats: the cloud derives the offline threshold from it.
+    pub interval_seconds: u64,
+    pub resources: ResourceSummary,
+    pub hypervisor: HypervisorStatus,
+    /// Current upload limit in bits per second, `None` = unlimited.
+    pub bandwidth_limit_bps: Option<u64>,
+    pub update: UpdateStatus,
+    /// The configuration version the agent has applied.
+    pub config_version: u64,
+}
+
+/// Counts of the local resource check (vCPU, RAM, root disk).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSummary {
+    pub ok: u32,
+    pub warning: u32,
+    pub fail: u32,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+}
+
+/// Connection state of the associated hypervisor, as `GetHypervisor.State` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HypervisorState {
+    /// No hypervisor associated, or not tried yet.
+    #[default]
+    Pending,
+    Online,
+    /// The gateway cannot reach it over the network.
+    Offline,
+    /// Reachable but unusable: authentication, TLS or privileges.
+    Error,
+}
+
+impl HypervisorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Online => "ONLINE",
+            Self::Offline => "OFFLINE",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HypervisorStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypervisor_arn: Option<String>,
+    pub state: HypervisorState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStatus {
+    /// `IDLE`, `DOWNLOADING`, `STAGED`, `APPLYING`, `VERIFYING`, `ROLLED_BACK`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatAck {
+    pub server_time: DateTime<Utc>,
+    /// The latest configuration version: pull it when it differs from the applied one.
+    pub config_version: u64,
+    /// The cloud wants the agent to rotate its credentials.
+    #[serde(default)]
+    pub rotate_credentials: bool,
+}
