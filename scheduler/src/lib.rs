@@ -7,6 +7,8 @@
 //!   [`limit_at`](bandwidth::BandwidthSchedule::limit_at) and
 //!   [`next_change_after`](bandwidth::BandwidthSchedule::next_change_after) in an IANA time zone.
 //! - [`maintenance::MaintenanceStartTime`]: weekly or monthly window starts.
+//! - [`throttle::Throttle`]: the token bucket shared by every upload, and
+//!   [`throttle::follow_schedule`], which keeps its rate in step with the schedule.
 //!
 //! ```
 //! use bgw_scheduler::bandwidth::BandwidthSchedule;
@@ -20,5 +22,6 @@ pub mod bandwidth;
 mod error;
 mod local_time;
 pub mod maintenance;
+pub mod throttle;
 
 pub use error::{MaintenanceError, ScheduleError};
