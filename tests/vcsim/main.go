@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/url"
 	"os"
@@ -40,6 +41,7 @@ func main() {
 	username := flag.String("username", "user", "the only user name accepted by SOAP Login")
 	password := flag.String("password", "pass", "the password of -username")
 	idle := flag.Duration("session-idle-timeout", 0, "expire idle sessions after this long (0: never)")
+	watchStdin := flag.Bool("exit-on-stdin-eof", false, "shut down when stdin closes (the parent test process died)")
 	flag.Parse()
 	log.SetPrefix("vcsim: ")
 
@@ -71,8 +73,11 @@ func main() {
 		log.Fatalf("writing URL: %v", err)
 	}
 
-	stop := make(chan os.Signal, 1)
+	stop := make(chan os.Signal, 2)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	if *watchStdin {
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); stop <- syscall.SIGHUP }()
+	}
 	sig := <-stop
 	log.Printf("received %v, shutting down", sig)
 	go func() { time.Sleep(5 * time.Second); os.Exit(0) }() // bounded close even with hung clients
