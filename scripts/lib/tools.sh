@@ -29,15 +29,31 @@ ensure_apt_packages() {
     fi
 }
 
+# The workspace's rust-version; Debian 12's own rustc (1.63) is too old, so Rust comes from rustup.
+RUST_MIN_VERSION="1.85"
+
+rust_is_recent_enough() {
+    local v
+    v="$(rustc --version 2>/dev/null | awk '{print $2}')" || return 1
+    [ -n "$v" ] || return 1
+    [ "$(printf '%s\n%s\n' "$RUST_MIN_VERSION" "${v%%-*}" | sort -V | head -n1)" = "$RUST_MIN_VERSION" ]
+}
+
 ensure_rust() {
-    if ! command -v cargo >/dev/null 2>&1; then
-        if [ -x "$HOME/.cargo/bin/cargo" ]; then
-            export PATH="$HOME/.cargo/bin:$PATH"
-        else
-            log "installing Rust from Debian (cargo, rustc)"
-            as_root apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq cargo rustc >/dev/null
-        fi
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) export PATH="$HOME/.cargo/bin:$PATH" ;; esac
+    fi
+    if ! command -v cargo >/dev/null 2>&1 || ! rust_is_recent_enough; then
+        log "installing Rust (stable, minimal profile) with rustup"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+            | sh -s -- -y --profile minimal --default-toolchain stable >/dev/null
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if command -v rustup >/dev/null 2>&1; then
+        for component in rustfmt clippy; do
+            rustup component list --installed 2>/dev/null | grep -q "^$component" \
+                || { log "adding rustup component $component"; rustup component add "$component" >/dev/null; }
+        done
     fi
 }
 
@@ -66,4 +82,22 @@ ensure_venvs() {
         "$BGW_VENV_JSON/bin/pip" install -q --upgrade pip >/dev/null
         "$BGW_VENV_JSON/bin/pip" install -q "botocore==$JSON_BOTOCORE_VERSION" boto3 >/dev/null
     fi
+}
+
+# The vCenter simulator (tests/vcsim/main.go) built from Debian's govmomi in GOPATH mode.
+# Cached as <target>/vcsim/<first 16 hex of the source's SHA-256>/vcsim, the same place the
+# Rust test support looks; exports BGW_VCSIM_BIN.
+ensure_vcsim() {
+    local target="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+    local hash out
+    hash="$(sha256sum "$REPO_ROOT/tests/vcsim/main.go" | cut -c1-16)"
+    out="$target/vcsim/$hash/vcsim"
+    if [ ! -x "$out" ]; then
+        log "building the vCenter simulator (govmomi $(dpkg-query -W -f='${Version}' golang-github-vmware-govmomi-dev 2>/dev/null))"
+        mkdir -p "$(dirname "$out")"
+        (cd "$REPO_ROOT" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
+            GOCACHE="${GOCACHE:-$target/vcsim/gocache}" go build -o "$out.partial-$$" ./tests/vcsim)
+        mv "$out.partial-$$" "$out"
+    fi
+    export BGW_VCSIM_BIN="$out"
 }
