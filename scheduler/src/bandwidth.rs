@@ -178,8 +178,10 @@ pub struct BandwidthSchedule {
 #[serde(untagged)]
 enum AwsCliSchedule {
     Output {
+        #[serde(rename = "GatewayArn", default)]
+        gateway_arn: Option<String>,
         #[serde(rename = "BandwidthRateLimitIntervals", default)]
-        intervals: Vec<Interval>,
+        intervals: Option<Vec<Interval>>,
     },
     List(Vec<Interval>),
 }
@@ -238,9 +240,19 @@ impl BandwidthSchedule {
         let parsed: AwsCliSchedule =
             serde_json::from_str(text).map_err(|e| ScheduleError::Parse(e.to_string()))?;
         match parsed {
-            AwsCliSchedule::Output { intervals } | AwsCliSchedule::List(intervals) => {
-                Self::new(intervals)
-            }
+            AwsCliSchedule::List(intervals)
+            | AwsCliSchedule::Output {
+                intervals: Some(intervals),
+                ..
+            } => Self::new(intervals),
+            // A gateway without a schedule: aws-cli may leave the empty list out.
+            AwsCliSchedule::Output {
+                gateway_arn: Some(_),
+                intervals: None,
+            } => Ok(Self::unlimited()),
+            AwsCliSchedule::Output { .. } => Err(ScheduleError::Parse(
+                "the object has neither BandwidthRateLimitIntervals nor GatewayArn".into(),
+            )),
         }
     }
 
