@@ -1,0 +1,391 @@
+//! The public [`Client`]: connect, list the inventory, keep the session alive
+//! and log out.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Mutex};
+use tracing::{debug, info_span, Instrument};
+
+use crate::error::{Error, Result};
+use crate::inventory::{RawVm, Topology, Vm, TOPOLOGY_TYPES, VM_PROPERTIES};
+use crate::secret::Secret;
+use crate::session::{Session, Token};
+use crate::soap::{self, MoRef, ObjectContent, ServiceContent};
+use crate::tags::TagState;
+use crate::tls::{Thumbprint, Trust};
+use crate::transport::Transport;
+use crate::xml::{Limits, Node};
+
+/// How to reach and log in to vCenter.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Host name or address, optionally with `:port` (default 443).
+    pub host: String,
+    pub username: String,
+    pub password: Secret,
+    pub trust: Trust,
+    /// VMs per page of the listing (the server's `maxObjects`). Default 1,000.
+    pub page_size: usize,
+    /// Response size and nesting limits.
+    pub limits: Limits,
+}
+
+impl ConnectOptions {
+    pub fn new(
+        host: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<Secret>,
+        trust: Trust,
+    ) -> Self {
+        ConnectOptions {
+            host: host.into(),
+            username: username.into(),
+            password: password.into(),
+            trust,
+            page_size: 1000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What was learned while connecting.
+#[derive(Debug, Clone)]
+pub struct ConnectInfo {
+    /// SHA-256 thumbprint of the certificate the server presented: record it
+    /// after a trust-on-first-use connection and pin it from then on.
+    pub seen_thumbprint: Option<Thumbprint>,
+    /// e.g. "VMware vCenter Server 7.0.3 build-19234570".
+    pub product: String,
+    pub api_version: String,
+    /// vCenter's instance UUID.
+    pub instance_uuid: String,
+}
+
+/// A logged-in vCenter client. Cheap to clone; clones share the session.
+///
+/// Call [`Client::logout`] when done: vCenter limits the number of sessions.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub t: Transport,
+    pub sc: ServiceContent,
+    pub session: Session,
+    pub page_size: usize,
+    pub tags: Mutex<TagState>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.inner.t.host)
+            .field("user", &self.inner.session.username())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects, checks the certificate and logs in.
+    pub async fn connect(opts: ConnectOptions) -> Result<(Client, ConnectInfo)> {
+        let t = Transport::new(&opts.host, &opts.trust, opts.limits)?;
+        let reply = t.call(None, soap::retrieve_service_content()).await?;
+        let sc = ServiceContent::parse(&reply.body)?;
+        let session = Session::new(opts.username, opts.password);
+        session.token(&t, &sc).await?;
+        let info = ConnectInfo {
+            seen_thumbprint: t.seen_thumbprint(),
+            product: sc.about_full_name.clone(),
+            api_version: sc.api_version.clone(),
+            instance_uuid: sc.instance_uuid.clone(),
+        };
+        let inner = Inner {
+            t,
+            sc,
+            session,
+            page_size: opts.page_size.max(1),
+            tags: Mutex::new(TagState::default()),
+        };
+        Ok((
+            Client {
+                inner: Arc::new(inner),
+            },
+            info,
+        ))
+    }
+
+    /// Number of HTTP requests this client has sent (SOAP and REST).
+    pub fn request_count(&self) -> u64 {
+        self.inner.t.request_count()
+    }
+
+    /// Keeps the session from expiring (vCenter drops idle sessions after about
+    /// 30 minutes): call at least every 10 minutes. Logs in again if needed.
+    pub async fn keepalive(&self) -> Result<()> {
+        let i = &self.inner;
+        let si = MoRef::new("ServiceInstance", "ServiceInstance");
+        self.call(&soap::call("CurrentTime", &si, "")).await?;
+        debug!(host = %i.t.host, "vCenter session kept alive");
+        Ok(())
+    }
+
+    /// Logs out of the SOAP and tagging sessions.
+    pub async fn logout(&self) -> Result<()> {
+        let i = &self.inner;
+        let tags = crate::tags::logout(self).await;
+        let soap = i.session.logout(&i.t, &i.sc).await;
+        soap.and(tags)
+    }
+
+    /// A small SOAP call with the session, re-logging in once if needed.
+    pub(crate) async fn call(&self, body: &str) -> Result<Node> {
+        let i = &self.inner;
+        i.session
+            .with_session(&i.t, &i.sc, |tok| async move {
+                Ok(i.t
+                    .call(Some(tok.cookie.expose()), body.to_string())
+                    .await?
+                    .body)
+            })
+            .await
+    }
+
+    pub(crate) async fn call_with(&self, tok: &Token, body: String) -> Result<Node> {
+        Ok(self
+            .inner
+            .t
+            .call(Some(tok.cookie.expose()), body)
+            .await?
+            .body)
+    }
+
+    pub(crate) async fn create_view(&self, tok: &Token, types: &[&str]) -> Result<MoRef> {
+        let i = &self.inner;
+        let mut args = i.sc.root_folder.xml("container");
+        for ty in types {
+            args.push_str(&soap::text_arg("type", ty));
+        }
+        args.push_str("<recursive>true</recursive>");
+        let resp = self
+            .call_with(
+                tok,
+                soap::call("CreateContainerView", &i.sc.view_manager, &args),
+            )
+            .await?;
+        resp.child("returnval")
+            .and_then(MoRef::from_node)
+            .ok_or_else(|| Error::malformed("CreateContainerView without returnval"))
+    }
+
+    pub(crate) async fn destroy_view(&self, tok: &Token, view: &MoRef) {
+        if let Err(e) = self
+            .call_with(tok, soap::call("DestroyView", view, ""))
+            .await
+        {
+            debug!(error = %e, "could not destroy a container view");
+        }
+    }
+
+    /// Reads names and parents of every folder, datacenter, vApp, pool,
+    /// cluster, host and datastore with one view and one retrieval.
+    pub(crate) async fn topology(&self, tok: &Token) -> Result<Topology> {
+        let types: Vec<&str> = TOPOLOGY_TYPES.iter().map(|(t, _)| *t).collect();
+        let view = self.create_view(tok, &types).await?;
+        let mut objects = Vec::new();
+        let res = self
+            .retrieve_all(tok, &view, TOPOLOGY_TYPES, |o| {
+                objects.push(o);
+                Ok(())
+            })
+            .await;
+        self.destroy_view(tok, &view).await;
+        res?;
+        // The root folder is not a member of a view over itself.
+        let root = ObjectContent {
+            obj: self.inner.sc.root_folder.clone(),
+            props: vec![(
+                "name".into(),
+                Node {
+                    name: "val".into(),
+                    text: "Datacenters".into(),
+                    ..Node::default()
+                },
+            )],
+        };
+        objects.push(root);
+        Ok(Topology::from_objects(objects))
+    }
+
+    /// `RetrievePropertiesEx` + `ContinueRetrievePropertiesEx` over a view,
+    /// small answers only (the topology).
+    async fn retrieve_all(
+        &self,
+        tok: &Token,
+        view: &MoRef,
+        props: &[(&str, &[&str])],
+        mut each: impl FnMut(ObjectContent) -> Result<()>,
+    ) -> Result<()> {
+        let i = &self.inner;
+        let pc = &i.sc.property_collector;
+        let args = format!(
+            "{}<options><maxObjects>{}</maxObjects></options>",
+            soap::view_filter_spec(view, props, "specSet"),
+            i.page_size
+        );
+        let mut resp = self
+            .call_with(tok, soap::call("RetrievePropertiesEx", pc, &args))
+            .await?;
+        loop {
+            let Some(rv) = resp.children.into_iter().find(|c| c.name == "returnval") else {
+                return Ok(()); // no objects at all
+            };
+            let mut token = None;
+            for c in rv.children {
+                match c.name.as_str() {
+                    "objects" => each(ObjectContent::from_objects(c)?)?,
+                    "token" => token = Some(c.text),
+                    _ => {}
+                }
+            }
+            let Some(token) = token else { return Ok(()) };
+            resp = self
+                .call_with(
+                    tok,
+                    soap::call(
+                        "ContinueRetrievePropertiesEx",
+                        pc,
+                        &soap::text_arg("token", &token),
+                    ),
+                )
+                .await?;
+        }
+    }
+
+    /// Streams every VM, `page` by `page`, to `on_page`. One view over the
+    /// VMs, one over folders and hosts, and one `RetrievePropertiesEx` per page
+    /// of `page_size` VMs (a single one when the server does not page): the
+    /// number of calls does not grow with the number of VMs per page.
+    ///
+    /// If the session has to be re-established before the first page arrived,
+    /// the listing restarts transparently; after that it fails instead, so a
+    /// page is never delivered twice.
+    pub async fn inventory(&self, mut on_page: impl FnMut(Vec<Vm>)) -> Result<InventoryStats> {
+        let i = &self.inner;
+        let delivered = std::cell::Cell::new(false);
+        let on_page = std::cell::RefCell::new(&mut on_page);
+        let span = info_span!("vcenter_inventory", host = %i.t.host);
+        i.session
+            .with_session(&i.t, &i.sc, |tok| {
+                let delivered = &delivered;
+                let on_page = &on_page;
+                async move {
+                    if delivered.get() {
+                        return Err(Error::Authentication {
+                            message: "session lost in the middle of a listing".into(),
+                        });
+                    }
+                    let topo = Arc::new(self.topology(&tok).await?);
+                    let view = self.create_view(&tok, &["VirtualMachine"]).await?;
+                    let res = self
+                        .stream_vms(&tok, &view, topo, |page| {
+                            delivered.set(true);
+                            (on_page.borrow_mut())(page)
+                        })
+                        .await;
+                    self.destroy_view(&tok, &view).await;
+                    res
+                }
+            })
+            .instrument(span)
+            .await
+    }
+
+    /// All VMs at once. Prefer [`Client::inventory`] for large inventories.
+    pub async fn list_vms(&self) -> Result<Vec<Vm>> {
+        let mut all = Vec::new();
+        self.inventory(|page| all.extend(page)).await?;
+        Ok(all)
+    }
+
+    async fn stream_vms(
+        &self,
+        tok: &Token,
+        view: &MoRef,
+        topo: Arc<Topology>,
+        mut on_page: impl FnMut(Vec<Vm>),
+    ) -> Result<InventoryStats> {
+        let i = &self.inner;
+        let pc = &i.sc.property_collector;
+        let page_size = i.page_size;
+        let mut stats = InventoryStats::default();
+        let mut body = soap::call(
+            "RetrievePropertiesEx",
+            pc,
+            &format!(
+                "{}<options><maxObjects>{page_size}</maxObjects></options>",
+                soap::view_filter_spec(view, &[("VirtualMachine", VM_PROPERTIES)], "specSet")
+            ),
+        );
+        loop {
+            let (tx, mut rx) = mpsc::channel::<Vm>(1024);
+            let topo2 = topo.clone();
+            let call =
+                i.t.call_streaming(Some(tok.cookie.expose()), body, &["objects"], move |node| {
+                    let o = ObjectContent::from_objects(node)?;
+                    let vm = RawVm::from_object(&o).resolve(&topo2);
+                    tx.blocking_send(vm).map_err(|_| Error::Cancelled)
+                });
+            tokio::pin!(call);
+            let mut page = Vec::with_capacity(page_size.min(4096));
+            let reply = loop {
+                tokio::select! {
+                    Some(vm) = rx.recv() => {
+                        page.push(vm);
+                        if page.len() >= page_size {
+                            stats.vms += page.len();
+                            stats.pages += 1;
+                            on_page(std::mem::replace(&mut page, Vec::with_capacity(page_size.min(4096))));
+                        }
+                    }
+                    reply = &mut call => break reply,
+                }
+            };
+            while let Some(vm) = rx.recv().await {
+                page.push(vm);
+            }
+            let reply = reply?;
+            if !page.is_empty() {
+                stats.vms += page.len();
+                stats.pages += 1;
+                on_page(page);
+            }
+            stats.calls += 1;
+            let token = reply
+                .body
+                .child("returnval")
+                .and_then(|rv| rv.child_text("token"))
+                .map(str::to_string);
+            match token {
+                Some(token) => {
+                    body = soap::call(
+                        "ContinueRetrievePropertiesEx",
+                        pc,
+                        &soap::text_arg("token", &token),
+                    );
+                }
+                None => return Ok(stats),
+            }
+        }
+    }
+}
+
+/// Figures about one listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InventoryStats {
+    pub vms: usize,
+    /// Pages handed to the caller.
+    pub pages: usize,
+    /// `RetrievePropertiesEx` / `ContinueRetrievePropertiesEx` calls for the VMs.
+    pub calls: usize,
+}
