@@ -1,0 +1,218 @@
+//! The HTTPS server: data directory set-up, the listener and the connection loop.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), bgw_cloud::error::Error> {
+//! let config = bgw_cloud::ServeConfig::new("127.0.0.1:0", "/tmp/bgw-cloud");
+//! let server = bgw_cloud::server::bind(config).await?;
+//! println!("listening on {}", server.url());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod admin;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+use crate::api::ApiContext;
+use crate::arn::ArnFactory;
+use crate::auth::{credentials, KeyRing, Role};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ServeConfig, TlsMode};
+use crate::error::Error;
+use crate::link::{GatewayLink, RecordOnly};
+use crate::store::Store;
+use crate::throttle::Throttle;
+use crate::tls::{self, TlsFiles};
+
+pub use routes::router;
+
+/// How long open connections may finish their requests after shutdown is requested.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Shared state of all requests.
+pub struct AppState {
+    pub api: ApiContext,
+    pub keys: KeyRing,
+    pub region: String,
+    pub throttle: Throttle,
+    pub activation_key_ttl: Duration,
+}
+
+/// A server bound to its port, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// `https://ADDR` or `http://ADDR` with the actual port.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (store, key ring), e.g. for the gateway protocol to use.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets open connections finish for a bounded time.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let app = router(self.state.clone());
+        let tracker = TaskTracker::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+            };
+            let app = app.clone();
+            let tls = self.tls.clone();
+            tracker.spawn(async move {
+                let service = TowerToHyperService::new(app);
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let result = match tls {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls_stream) => builder
+                            .serve_connection(TokioIo::new(tls_stream), service)
+                            .await,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => builder.serve_connection(TokioIo::new(stream), service).await,
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        tracing::info!("shutting down");
+        tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+            tracing::warn!("connections still open after the grace period; closing them");
+        }
+        self.state.api.store.flush()?;
+        Ok(())
+    }
+}
+
+/// Prepares the data directory, store, credentials and TLS, and binds the listener.
+pub async fn bind(config: ServeConfig) -> Result<Server, Error> {
+    bind_with(config, Arc::new(SystemClock), Arc::new(RecordOnly)).await
+}
+
+/// [`bind`] with a given clock and gateway link.
+pub async fn bind_with(
+    config: ServeConfig,
+    clock: Arc<dyn Clock>,
+    link: Arc<dyn GatewayLink>,
+) -> Result<Server, Error> {
+    prepare_data_dir(&config)?;
+    let store = Store::open(&config.store_path())?;
+    let admin = credentials::load_or_create(&config.admin_credentials_path(), &mut rand::thread_rng())?;
+    let keys = KeyRing::default();
+    keys.insert(&admin.access_key_id, admin.secret_access_key.clone(), Role::Admin);
+
+    let listen_host = config
+        .listen
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&config.listen)
+        .to_owned();
+    let tls = match &config.tls {
+        TlsMode::PlainHttp => None,
+        TlsMode::SelfSigned => {
+            let files = TlsFiles::in_data_dir(&config.data_dir);
+            tls::ensure_self_signed(&files, &listen_host)?;
+            Some(TlsAcceptor::from(tls::server_config(&files)?))
+        }
+        TlsMode::Files(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
+    };
+
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let state = Arc::new(AppState {
+        api: ApiContext {
+            store,
+            arns: ArnFactory::new(config.region.clone(), config.account_id.clone()),
+            clock,
+            link,
+        },
+        keys,
+        region: config.region.clone(),
+        throttle: Throttle::new(config.throttle_rps, config.throttle_burst),
+        activation_key_ttl: config.activation_key_ttl,
+    });
+    tracing::info!(addr = %local_addr, region = %config.region, "bound");
+    Ok(Server {
+        listener,
+        tls,
+        state,
+        local_addr,
+    })
+}
+
+/// Binds, prints `listening on URL` to stdout once ready, and serves until `shutdown`.
+pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    use std::io::Write;
+    let server = bind(config).await?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {}", server.url());
+    let _ = out.flush();
+    drop(out);
+    server.run(shutdown).await
+}
+
+fn prepare_data_dir(config: &ServeConfig) -> Result<(), Error> {
+    let dir = &config.data_dir;
+    let bad = |message: String| Error::DataDir {
+        path: dir.clone(),
+        message,
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad("exists but is not a directory".into()));
+    }
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| bad(format!("cannot create it: {e}")))?;
+    }
+    std::fs::read_dir(dir).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    Ok(())
+}
