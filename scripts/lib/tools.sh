@@ -75,6 +75,11 @@ ensure_venvs() {
         "$BGW_VENV/bin/pip" install -q --upgrade pip >/dev/null
         "$BGW_VENV/bin/pip" install -q awscli boto3 cbor2 >/dev/null
     fi
+    # pyvmomi: the reference point of the vsphere-client inventory benchmark.
+    if ! "$BGW_VENV/bin/python" -c 'import pyVmomi' >/dev/null 2>&1; then
+        log "installing pyvmomi into $BGW_VENV"
+        "$BGW_VENV/bin/pip" install -q pyvmomi >/dev/null
+    fi
     if ! "$BGW_VENV_JSON/bin/python" -c "import botocore,sys; sys.exit(botocore.__version__ != '$JSON_BOTOCORE_VERSION')" >/dev/null 2>&1; then
         log "creating $BGW_VENV_JSON with botocore $JSON_BOTOCORE_VERSION (AWS JSON 1.0)"
         rm -rf "$BGW_VENV_JSON"
