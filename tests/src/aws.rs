@@ -1,8 +1,9 @@
 //! Unmodified AWS clients against `bgw-cloud`: the aws-cli and Python (boto3) from the venvs
 //! that `scripts/test` creates.
 //!
-//! - [`Venv::Cbor`] (`$BGW_VENV`, default `<repo>/.tools/venv`): current awscli and boto3,
-//!   speaking Smithy RPC v2 CBOR.
+//! - [`Venv::Cbor`] (`$BGW_VENV`, default `<repo>/.tools/venv`): the current awscli and boto3,
+//!   whose botocore model lists Smithy RPC v2 CBOR first (see `docs/control-plane-tests.md` for
+//!   which protocol each client actually picks).
 //! - [`Venv::Json`] (`$BGW_VENV_JSON`, default `<repo>/.tools/venv-json`): botocore 1.43.45,
 //!   speaking AWS JSON 1.0.
 //!
@@ -28,7 +29,7 @@ use crate::process::{run_bounded, CommandOutput};
 /// Which Python environment to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Venv {
-    /// Current awscli + boto3 (Smithy RPC v2 CBOR).
+    /// The current awscli + boto3 (model lists Smithy RPC v2 CBOR first).
     Cbor,
     /// botocore 1.43.45 + boto3 (AWS JSON 1.0).
     Json,
