@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures::stream::BoxStream;
 use tokio::sync::{mpsc, Mutex};
 use tracing::{debug, info_span, Instrument};
 
@@ -270,17 +271,20 @@ impl Client {
     /// If the session has to be re-established before the first page arrived,
     /// the listing restarts transparently; after that it fails instead, so a
     /// page is never delivered twice.
-    pub async fn inventory(&self, mut on_page: impl FnMut(Vec<Vm>)) -> Result<InventoryStats> {
+    pub async fn inventory(
+        &self,
+        mut on_page: impl FnMut(Vec<Vm>) + Send,
+    ) -> Result<InventoryStats> {
         let i = &self.inner;
-        let delivered = std::cell::Cell::new(false);
-        let on_page = std::cell::RefCell::new(&mut on_page);
+        let delivered = std::sync::atomic::AtomicBool::new(false);
+        let on_page = std::sync::Mutex::new(&mut on_page);
         let span = info_span!("vcenter_inventory", host = %i.t.host);
         i.session
             .with_session(&i.t, &i.sc, |tok| {
                 let delivered = &delivered;
                 let on_page = &on_page;
                 async move {
-                    if delivered.get() {
+                    if delivered.load(std::sync::atomic::Ordering::Relaxed) {
                         return Err(Error::Authentication {
                             message: "session lost in the middle of a listing".into(),
                         });
@@ -289,8 +293,9 @@ impl Client {
                     let view = self.create_view(&tok, &["VirtualMachine"]).await?;
                     let res = self
                         .stream_vms(&tok, &view, topo, |page| {
-                            delivered.set(true);
-                            (on_page.borrow_mut())(page)
+                            delivered.store(true, std::sync::atomic::Ordering::Relaxed);
+                            let mut f = on_page.lock().unwrap_or_else(|e| e.into_inner());
+                            (*f)(page)
                         })
                         .await;
                     self.destroy_view(&tok, &view).await;
@@ -299,6 +304,28 @@ impl Client {
             })
             .instrument(span)
             .await
+    }
+
+    /// The listing as a stream of pages, for callers that await between pages
+    /// (for example to read the tags of each page). Pages wait in memory while
+    /// the consumer is slower than the server.
+    pub fn inventory_stream(&self) -> BoxStream<'static, Result<Vec<Vm>>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = self.clone();
+        tokio::spawn(async move {
+            let pages = tx.clone();
+            let res = client
+                .inventory(move |page| {
+                    let _ = pages.send(Ok(page));
+                })
+                .await;
+            if let Err(e) = res {
+                let _ = tx.send(Err(e));
+            }
+        });
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }))
     }
 
     /// All VMs at once. Prefer [`Client::inventory`] for large inventories.
