@@ -267,8 +267,15 @@ mod tests {
         for (k, v) in req_headers {
             headers.insert(k, HeaderValue::from_static(v));
         }
-        for (k, v) in instructions.headers() {
-            headers.insert(k, HeaderValue::from_str(v).unwrap());
+        let signed: Vec<(String, String)> = instructions
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        for (k, v) in signed {
+            headers.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(&v).unwrap(),
+            );
         }
         headers
     }

@@ -101,7 +101,9 @@ def client(validate=True, max_attempts=1, credentials=None, **config):
     error reaches the check that provoked it."""
     cfg = Config(
         parameter_validation=validate,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # botocore's `max_attempts` counts retries only; `total_max_attempts`
+        # counts every attempt, so 1 really means a single request.
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=10,
         read_timeout=30,
         **config,
