@@ -1,3 +1,38 @@
 //! The backup gateway agent: activation, heartbeat, vCenter sync and bandwidth enforcement.
+//!
+//! The daemon is [`daemon::run`]: give it a validated [`Config`] and a cancellation token,
+//! and it runs until the token is cancelled.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), bgw_agent::Error> {
+//! let config = bgw_agent::Config::load(std::path::Path::new("/etc/bgw-agent/agent.toml"))?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! bgw_agent::daemon::run(config, shutdown).await
+//! # }
+//! ```
 
+pub mod activation;
+pub mod admin_client;
+pub mod backoff;
+pub mod bandwidth;
 pub mod cli;
+pub mod clock;
+pub mod cloud;
+pub mod commands;
+pub mod config;
+pub mod config_pull;
+pub mod daemon;
+pub mod endpoints;
+pub mod error;
+pub mod heartbeat;
+pub mod host;
+pub mod hypervisor;
+pub mod metrics;
+pub mod outbox;
+pub mod runtime;
+pub mod state;
+pub mod status;
+pub mod systemd;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -17,6 +17,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway agent (the systemd service).
+    Run(cli::daemon::ConfigArg),
+    /// Validate the configuration file without starting.
+    CheckConfig(cli::daemon::ConfigArg),
+    /// Obtain an activation key from the running agent (for the console).
+    ActivationKey(cli::daemon::ActivationKeyArgs),
+    /// Show the running agent's status.
+    Status(cli::daemon::StatusArgs),
     /// Ask bandwidth-schedule and maintenance-window questions offline.
     #[command(subcommand)]
     Schedule(cli::schedule::ScheduleCommand),
@@ -28,6 +36,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cli::daemon::run(args),
+        Command::CheckConfig(args) => cli::daemon::check_config(args),
+        Command::ActivationKey(args) => cli::daemon::activation_key(args),
+        Command::Status(args) => cli::daemon::status(args),
         Command::Schedule(cmd) => cli::schedule::run(cmd),
         Command::Vcenter(cmd) => cli::vcenter::run(cmd),
     };

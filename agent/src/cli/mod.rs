@@ -1,4 +1,5 @@
 //! Operator commands of `bgw-agent`, one module per command group.
 
+pub mod daemon;
 pub mod schedule;
 pub mod vcenter;

@@ -1,0 +1,295 @@
+//! The agent's TOML configuration: parsing, defaults and validation.
+//!
+//! ```toml
+//! [cloud]
+//! endpoint = "https://cloud.example.com:8443"
+//! region = "us-east-1"
+//! ca_file = "/etc/bgw-agent/cloud-ca.pem"   # optional: system roots otherwise
+//!
+//! [gateway]
+//! state_dir = "/var/lib/bgw-agent"
+//! timezone = "Europe/Paris"
+//! activation_listen = "0.0.0.0:80"
+//! heartbeat_interval = "60s"
+//!
+//! [admin]
+//! listen = "127.0.0.1:8470"
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9470"
+//! ```
+//!
+//! Unknown keys and invalid values are refused with the key named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cloud: CloudConfig,
+    pub gateway: GatewayConfig,
+    pub admin: AdminConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudConfig {
+    pub endpoint: url::Url,
+    pub region: String,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub state_dir: PathBuf,
+    pub timezone: chrono_tz::Tz,
+    pub activation_listen: SocketAddr,
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// `None` disables the metrics endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+pub const DEFAULT_ACTIVATION_LISTEN: &str = "0.0.0.0:80";
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8470";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9470";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/bgw-agent";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cloud: RawCloud,
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCloud {
+    endpoint: String,
+    region: String,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    state_dir: Option<PathBuf>,
+    timezone: Option<String>,
+    activation_listen: Option<String>,
+    heartbeat_interval: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    /// An address, or `"off"`.
+    listen: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` only labels errors (and anchors relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let invalid = |message: String| Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let absolute = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+
+        let endpoint = url::Url::parse(&raw.cloud.endpoint)
+            .map_err(|e| invalid(format!("cloud.endpoint {:?}: {e}", raw.cloud.endpoint)))?;
+        if endpoint.scheme() != "https" {
+            return Err(invalid(format!(
+                "cloud.endpoint {:?}: must be an https:// URL (credentials travel over it)",
+                raw.cloud.endpoint
+            )));
+        }
+        if endpoint.host_str().is_none() {
+            return Err(invalid("cloud.endpoint: the URL has no host".into()));
+        }
+        let region = raw.cloud.region.trim().to_string();
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(invalid(format!(
+                "cloud.region {:?}: expected a region name such as us-east-1",
+                raw.cloud.region
+            )));
+        }
+        let ca_file = raw.cloud.ca_file.map(absolute);
+        if let Some(ca) = &ca_file {
+            if !ca.is_file() {
+                return Err(invalid(format!(
+                    "cloud.ca_file {}: no such file",
+                    ca.display()
+                )));
+            }
+        }
+
+        let tz_name = raw.gateway.timezone.unwrap_or_else(|| "UTC".into());
+        let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+            invalid(format!(
+                "gateway.timezone {tz_name:?}: not an IANA time zone (e.g. Europe/Paris, UTC)"
+            ))
+        })?;
+        let addr = |key: &str, value: Option<String>, default: &str| -> Result<SocketAddr> {
+            let value = value.unwrap_or_else(|| default.to_string());
+            value.parse().map_err(|_| {
+                invalid(format!(
+                    "{key} {value:?}: expected an IP address and port, e.g. {default}"
+                ))
+            })
+        };
+        let activation_listen = addr(
+            "gateway.activation_listen",
+            raw.gateway.activation_listen,
+            DEFAULT_ACTIVATION_LISTEN,
+        )?;
+        let interval_text = raw
+            .gateway
+            .heartbeat_interval
+            .unwrap_or_else(|| "60s".into());
+        let heartbeat_interval = humantime::parse_duration(&interval_text).map_err(|e| {
+            invalid(format!(
+                "gateway.heartbeat_interval {interval_text:?}: {e} (e.g. \"60s\")"
+            ))
+        })?;
+        if heartbeat_interval < Duration::from_secs(1)
+            || heartbeat_interval > Duration::from_secs(3600)
+        {
+            return Err(invalid(format!(
+                "gateway.heartbeat_interval {interval_text:?}: must be between 1s and 1h"
+            )));
+        }
+        let state_dir = absolute(
+            raw.gateway
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        );
+        let admin_listen = addr("admin.listen", raw.admin.listen, DEFAULT_ADMIN_LISTEN)?;
+        if !admin_listen.ip().is_loopback() {
+            return Err(invalid(format!(
+                "admin.listen {admin_listen}: the admin endpoint must listen on a loopback address"
+            )));
+        }
+        let metrics_listen = match raw.metrics.listen.as_deref() {
+            Some("off") => None,
+            other => Some(addr(
+                "metrics.listen",
+                other.map(str::to_string),
+                DEFAULT_METRICS_LISTEN,
+            )?),
+        };
+        Ok(Config {
+            cloud: CloudConfig {
+                endpoint,
+                region,
+                ca_file,
+            },
+            gateway: GatewayConfig {
+                state_dir,
+                timezone,
+                activation_listen,
+                heartbeat_interval,
+            },
+            admin: AdminConfig {
+                listen: admin_listen,
+            },
+            metrics: MetricsConfig {
+                listen: metrics_listen,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/bgw-agent/agent.toml"))
+    }
+
+    const MINIMAL: &str = "[cloud]\nendpoint = \"https://cloud:8443\"\nregion = \"us-east-1\"\n";
+
+    #[test]
+    fn defaults_fill_the_rest() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.gateway.activation_listen.to_string(), "0.0.0.0:80");
+        assert_eq!(c.gateway.heartbeat_interval, Duration::from_secs(60));
+        assert_eq!(c.gateway.timezone, chrono_tz::UTC);
+        assert_eq!(c.gateway.state_dir, PathBuf::from("/var/lib/bgw-agent"));
+        assert_eq!(c.metrics.listen.unwrap().to_string(), "127.0.0.1:9470");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse(&format!("{MINIMAL}[gateway]\nheartbeat = \"5s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heartbeat"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        for (extra, key) in [
+            (
+                "[gateway]\ntimezone = \"Mars/Olympus\"\n",
+                "gateway.timezone",
+            ),
+            (
+                "[gateway]\nheartbeat_interval = \"soon\"\n",
+                "gateway.heartbeat_interval",
+            ),
+            (
+                "[gateway]\nactivation_listen = \"port 80\"\n",
+                "gateway.activation_listen",
+            ),
+            ("[admin]\nlisten = \"0.0.0.0:1\"\n", "admin.listen"),
+        ] {
+            let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let err = parse("[cloud]\nendpoint = \"http://x\"\nregion = \"us-east-1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cloud.endpoint"), "{err}");
+    }
+}

@@ -1,0 +1,83 @@
+//! Errors of the agent library.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the agent, with the object it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read configuration file {path}: {source}")]
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}: {message}")]
+    ConfigInvalid { path: PathBuf, message: String },
+    #[error("cannot open the state store in {path}: {message}")]
+    StateOpen { path: PathBuf, message: String },
+    #[error("state store operation failed ({what}): {source}")]
+    State {
+        what: &'static str,
+        source: sled::Error,
+    },
+    #[error("corrupt value in the state store under {key}: {message}")]
+    StateCorrupt { key: String, message: String },
+    #[error("cannot read the CA file {path}: {message}")]
+    CaFile { path: PathBuf, message: String },
+    #[error("cannot build the HTTPS client: {0}")]
+    HttpClient(String),
+    #[error("cannot reach the cloud at {url}: {message}")]
+    CloudUnreachable { url: String, message: String },
+    #[error("the cloud refused {path} with HTTP {status} {code}: {message}")]
+    CloudRefused {
+        path: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("invalid answer from the cloud to {path}: {message}")]
+    CloudAnswer { path: &'static str, message: String },
+    #[error("the gateway is not activated yet")]
+    NotActivated,
+    #[error("cannot sign the request: {0}")]
+    Sign(#[from] bgw_protocol::Error),
+    #[error("cannot listen on {addr} for the {what} endpoint: {source}")]
+    Listen {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot reach the running agent at {addr}: {message} (is `bgw-agent run` running?)")]
+    Admin { addr: String, message: String },
+    #[error("{what} failed: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True for errors worth retrying with backoff (network, 5xx, throttling).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::CloudUnreachable { .. } => true,
+            Error::CloudRefused { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// A short label for the `errors by kind` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::ConfigRead { .. } | Error::ConfigInvalid { .. } => "config",
+            Error::StateOpen { .. } | Error::State { .. } | Error::StateCorrupt { .. } => "state",
+            Error::CaFile { .. } | Error::HttpClient(_) => "tls",
+            Error::CloudUnreachable { .. } => "cloud_unreachable",
+            Error::CloudRefused { .. } | Error::CloudAnswer { .. } => "cloud_refused",
+            Error::NotActivated => "not_activated",
+            Error::Sign(_) => "sign",
+            Error::Listen { .. } | Error::Admin { .. } | Error::Io { .. } => "io",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,75 @@
+//! The seam between the daemon core and the hypervisor (vCenter) integration.
+//!
+//! The daemon calls a [`HypervisorLink`] when the configuration changes and when the cloud
+//! sends a hypervisor command. Results travel back through the [`Runtime`] (hypervisor state,
+//! sync summary) and the store's outbox (metadata batches, sync status), so they survive a
+//! restart and reach the cloud once it is reachable.
+
+use std::sync::Arc;
+
+use bgw_protocol::commands::CommandOutcome;
+use bgw_protocol::config::HypervisorConfig;
+use bgw_protocol::Secret;
+use futures::future::BoxFuture;
+
+use crate::runtime::Runtime;
+
+/// What the daemon needs from a hypervisor integration.
+pub trait HypervisorLink: Send + Sync + 'static {
+    /// The hypervisor configuration changed (`None` = disassociated). Called once at start
+    /// with the stored configuration.
+    fn apply(&self, rt: Arc<Runtime>, config: Option<HypervisorConfig>) -> BoxFuture<'static, ()>;
+
+    /// Tries a configuration (`TestHypervisorConfiguration`): DNS, TCP, TLS, login, privileges.
+    fn test(
+        &self,
+        host: String,
+        username: Option<String>,
+        password: Option<Secret>,
+    ) -> BoxFuture<'static, CommandOutcome>;
+
+    /// Starts a metadata sync now. Returns once the sync is accepted; progress is reported
+    /// through the runtime and the outbox.
+    fn sync_now(
+        &self,
+        rt: Arc<Runtime>,
+        hypervisor_arn: String,
+    ) -> BoxFuture<'static, CommandOutcome>;
+}
+
+/// Used when no hypervisor integration is compiled in: every hypervisor command fails with a
+/// clear message instead of hanging.
+pub struct NoHypervisor;
+
+impl HypervisorLink for NoHypervisor {
+    fn apply(
+        &self,
+        _rt: Arc<Runtime>,
+        _config: Option<HypervisorConfig>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+
+    fn test(
+        &self,
+        _host: String,
+        _username: Option<String>,
+        _password: Option<Secret>,
+    ) -> BoxFuture<'static, CommandOutcome> {
+        Box::pin(async {
+            CommandOutcome::Failed {
+                stage: "UNSUPPORTED".into(),
+                message: "this gateway build has no hypervisor support".into(),
+            }
+        })
+    }
+
+    fn sync_now(&self, _rt: Arc<Runtime>, _arn: String) -> BoxFuture<'static, CommandOutcome> {
+        Box::pin(async {
+            CommandOutcome::Failed {
+                stage: "UNSUPPORTED".into(),
+                message: "this gateway build has no hypervisor support".into(),
+            }
+        })
+    }
+}

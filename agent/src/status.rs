@@ -1,0 +1,164 @@
+//! The agent's status report, as `bgw-agent status --json` prints it.
+
+use bgw_scheduler::bandwidth::{BandwidthSchedule, Interval};
+use bgw_scheduler::maintenance::MaintenanceStartTime;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::Runtime;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub agent_id: Option<String>,
+    pub activated: bool,
+    pub gateway_arn: Option<String>,
+    pub pending_activation_key: Option<String>,
+    pub last_heartbeat: Option<String>,
+    pub timezone: String,
+    pub uptime_seconds: u64,
+    pub config_version: u64,
+    pub cloud: CloudStatus,
+    pub hypervisor: HypervisorReport,
+    pub sync: SyncReport,
+    pub bandwidth: BandwidthReport,
+    pub maintenance: MaintenanceReport,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloudStatus {
+    pub endpoint: String,
+    pub region: String,
+    pub last_error: Option<String>,
+    pub clock_offset_ms: i64,
+    pub queued_results: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HypervisorReport {
+    pub arn: Option<String>,
+    pub host: Option<String>,
+    pub state: String,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub last_status: Option<String>,
+    pub last_success: Option<String>,
+    pub last_message: Option<String>,
+    pub vms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BandwidthReport {
+    /// `null` = unlimited.
+    pub current_limit_bps: Option<u64>,
+    pub next_change_at: Option<String>,
+    pub next_limit_bps: Option<u64>,
+    pub intervals: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MaintenanceReport {
+    pub next_window_start: Option<String>,
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The scheduler's view of the schedule the cloud sent. An invalid one (the cloud validates,
+/// so this means a bug) counts as unlimited rather than blocking uploads forever.
+pub fn bandwidth_schedule(config: &bgw_protocol::config::GatewayConfig) -> BandwidthSchedule {
+    let intervals = config
+        .bandwidth_schedule
+        .iter()
+        .map(|i| Interval {
+            days_of_week: i.days_of_week.clone(),
+            start_hour: i.start_hour_of_day,
+            start_minute: i.start_minute_of_hour,
+            end_hour: i.end_hour_of_day,
+            end_minute: i.end_minute_of_hour,
+            average_upload_rate_limit_bps: i.average_upload_rate_limit_bits_per_sec,
+        })
+        .collect();
+    BandwidthSchedule::new(intervals).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "invalid bandwidth schedule from the cloud; uploads unlimited");
+        BandwidthSchedule::unlimited()
+    })
+}
+
+pub fn maintenance_start(
+    config: &bgw_protocol::config::GatewayConfig,
+) -> Option<MaintenanceStartTime> {
+    let m = config.maintenance_start_time.as_ref()?;
+    MaintenanceStartTime::from_parts(
+        m.day_of_week.map(i64::from),
+        m.day_of_month.map(i64::from),
+        Some(m.hour_of_day.into()),
+        Some(m.minute_of_hour.into()),
+    )
+    .ok()
+}
+
+impl StatusReport {
+    /// Builds the report at `now` (the cloud-corrected time).
+    pub fn collect(rt: &Runtime, endpoint: &str, region: &str, now: DateTime<Utc>) -> Self {
+        let activated = rt.activated();
+        let config = rt.config.borrow().clone();
+        let schedule = bandwidth_schedule(&config);
+        let tz = rt.timezone;
+        let next = schedule.next_change_after(now, tz);
+        let hypervisor = rt.hypervisor.read().expect("runtime lock").clone();
+        let sync = rt.sync.read().expect("runtime lock").clone();
+        let pending = rt.store.pending_activation().ok().flatten();
+        Self {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            agent_id: rt
+                .store
+                .value::<crate::state::Identity>("identity")
+                .ok()
+                .flatten()
+                .map(|i| i.agent_id),
+            activated: activated.is_some(),
+            gateway_arn: activated.as_ref().map(|a| a.gateway_arn.clone()),
+            pending_activation_key: pending
+                .filter(|p| p.expires_at > now)
+                .map(|p| p.activation_key),
+            last_heartbeat: rt.last_heartbeat.read().expect("runtime lock").map(rfc3339),
+            timezone: tz.name().to_string(),
+            uptime_seconds: rt.started.elapsed().as_secs(),
+            config_version: config.version,
+            cloud: CloudStatus {
+                endpoint: endpoint.to_string(),
+                region: region.to_string(),
+                last_error: rt.last_cloud_error.read().expect("runtime lock").clone(),
+                clock_offset_ms: rt.time.offset_ms(),
+                queued_results: rt.store.outbox_len(),
+            },
+            hypervisor: HypervisorReport {
+                arn: config.hypervisor.as_ref().map(|h| h.hypervisor_arn.clone()),
+                host: config.hypervisor.as_ref().map(|h| h.host.clone()),
+                state: hypervisor.state.as_str().to_string(),
+                message: hypervisor.message,
+            },
+            sync: SyncReport {
+                last_status: sync.last_status,
+                last_success: sync.last_success.map(rfc3339),
+                last_message: sync.last_message,
+                vms: sync.vms,
+            },
+            bandwidth: BandwidthReport {
+                current_limit_bps: schedule.limit_at(now, tz),
+                next_change_at: next.map(|(at, _)| rfc3339(at)),
+                next_limit_bps: next.and_then(|(_, limit)| limit),
+                intervals: schedule.intervals().len(),
+            },
+            maintenance: MaintenanceReport {
+                next_window_start: maintenance_start(&config)
+                    .map(|m| rfc3339(m.next_window_start(now, tz))),
+            },
+        }
+    }
+}
