@@ -21,6 +21,21 @@ pub const MAX_BATCH: usize = 2000;
 
 const SESSION_HEADER: &str = "vmware-api-session-id";
 
+/// Characters escaped in an id used as a path segment (ids look like
+/// `urn:vmomi:InventoryServiceTag:<uuid>:GLOBAL`; `:` stays as it is).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// Which REST flavour the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestFlavor {
@@ -437,12 +452,9 @@ impl Endpoint<'_> {
     }
 
     fn path_owned(&self, flavor: RestFlavor) -> String {
-        let enc = |id: &str| {
-            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
-        };
+        let enc = |id: &str| percent_encoding::utf8_percent_encode(id, PATH_SEGMENT).to_string();
         match (self, flavor) {
-            (Endpoint::Session, f) => self_path(Endpoint::Session.path(f)),
+            (Endpoint::Session, f) => Endpoint::Session.path(f).to_string(),
             (Endpoint::Categories, RestFlavor::Api) => "api/cis/tagging/category".into(),
             (Endpoint::Categories, RestFlavor::Rest) => {
                 "rest/com/vmware/cis/tagging/category".into()
@@ -468,10 +480,6 @@ impl Endpoint<'_> {
             }
         }
     }
-}
-
-fn self_path(p: &str) -> String {
-    p.to_string()
 }
 
 /// Unwraps a REST answer, mapping error statuses to typed errors.

@@ -91,6 +91,8 @@ pub enum Trust {
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
     pub seen: Option<Thumbprint>,
+    /// Why the last certificate was refused; cleared when one is accepted.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug)]
@@ -126,10 +128,7 @@ impl ServerCertVerifier for Verifier {
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         let seen = Thumbprint::of_der(end_entity);
-        if let Ok(mut o) = self.observed.lock() {
-            o.seen = Some(seen);
-        }
-        match &self.mode {
+        let verdict = match &self.mode {
             Mode::WebPki(v) => {
                 v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             }
@@ -138,7 +137,12 @@ impl ServerCertVerifier for Verifier {
                 "certificate does not match the pinned thumbprint".into(),
             )),
             Mode::FirstUse => Ok(ServerCertVerified::assertion()),
+        };
+        if let Ok(mut o) = self.observed.lock() {
+            o.seen = Some(seen);
+            o.refused = verdict.as_ref().err().map(|e| e.to_string());
         }
+        verdict
     }
 
     fn verify_tls12_signature(

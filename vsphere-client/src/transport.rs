@@ -101,7 +101,14 @@ impl Transport {
             }
             source = s.source();
         }
+        let refused = self.observed.lock().ok().and_then(|o| o.refused.clone());
+        if err.is_connect() && refused.is_some() {
+            tls_failure = true;
+        }
         if tls_failure {
+            if let Some(r) = refused {
+                reason = r;
+            }
             let seen = self.seen_thumbprint().map(|t| t.to_string());
             return Error::Tls {
                 host: self.host.clone(),

@@ -1,0 +1,159 @@
+//! Inventory benchmark: 10,000 VMs (20 clusters x 500 VMs) with 3 tags each.
+//!
+//! Starts the simulator, tags every VM, then times the full listing with tags in a
+//! fresh process (so its peak RSS is the listing's own) and reports wall time,
+//! HTTP requests and peak RSS next to pyvmomi fetching five plain properties of
+//! the same VMs (from the venv at `$BGW_VENV`, default `.tools/venv`).
+//!
+//! ```text
+//! cargo run --release -p vsphere-client --example inventory_bench [-- CLUSTERS VMS_PER_CLUSTER]
+//! ```
+
+use std::process::Command;
+use std::time::Instant;
+
+use bgw_tests::vcsim::{Vcsim, VcsimOptions};
+use bgw_tests::vcsim_soap::SoapSession;
+use bgw_tests::vcsim_tags::{Cardinality, TagClient};
+use vsphere_client::{Client, ConnectOptions, Secret, Trust, MAX_BATCH};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("BENCH_CHILD").is_some() {
+        return measure().await;
+    }
+    let mut args = std::env::args().skip(1);
+    let clusters: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20);
+    let per_cluster: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(500);
+    let opts = VcsimOptions {
+        clusters,
+        hosts_per_cluster: 1,
+        standalone_hosts: 0,
+        vms_per_pool: per_cluster,
+        ..VcsimOptions::default()
+    };
+    let t = Instant::now();
+    let vc = Vcsim::start(opts.clone())?;
+    eprintln!(
+        "vcsim with {} VMs up in {:.1?}",
+        opts.expected_vm_count(),
+        t.elapsed()
+    );
+
+    let t = Instant::now();
+    let mut soap = SoapSession::login(&vc).await?;
+    let vms = soap.list_vms().await?;
+    let morefs: Vec<&str> = vms.iter().map(|v| v.moref.as_str()).collect();
+    let tagger = TagClient::login(&vc).await?;
+    for (cat, tag) in [
+        ("Environment", "prod"),
+        ("Team", "web"),
+        ("Backup", "daily"),
+    ] {
+        let c = tagger.create_category(cat, Cardinality::Single).await?;
+        let id = tagger.create_tag(&c, tag).await?;
+        for chunk in morefs.chunks(MAX_BATCH) {
+            tagger.attach_tag_to_vms(&id, chunk).await?;
+        }
+    }
+    eprintln!(
+        "tagged {} VMs with 3 tags in {:.1?}",
+        vms.len(),
+        t.elapsed()
+    );
+
+    // The listing, in a fresh process.
+    let out = Command::new(std::env::current_exe()?)
+        .env("BENCH_CHILD", "1")
+        .env("BENCH_HOST", vc.host_port())
+        .env("BENCH_USER", vc.username())
+        .env("BENCH_PASS", vc.password())
+        .env("BENCH_THUMBPRINT", vc.thumbprint_sha256())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("listing failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+
+    // pyvmomi, five plain properties, same VMs, same run.
+    let venv = std::env::var("BGW_VENV")
+        .unwrap_or_else(|_| format!("{}/../.tools/venv", env!("CARGO_MANIFEST_DIR")));
+    let script = format!("{}/bench/pyvmomi_fetch.py", env!("CARGO_MANIFEST_DIR"));
+    let addr = vc.addr();
+    let py = Command::new(format!("{venv}/bin/python"))
+        .arg(&script)
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(vc.username())
+        .arg(vc.password())
+        .arg(vc.ca_file())
+        .output();
+    match py {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let mut parts = text.split_whitespace();
+            let n = parts.next().unwrap_or("?");
+            let secs = parts.next().unwrap_or("?");
+            println!("pyvmomi (5 plain properties): {n} VMs in {secs} s");
+        }
+        Ok(o) => println!(
+            "pyvmomi failed (install it with scripts/lib/tools.sh ensure_venvs): {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ),
+        Err(e) => println!("pyvmomi not run ({venv}/bin/python: {e})"),
+    }
+    soap.logout().await?;
+    Ok(())
+}
+
+async fn measure() -> Result<(), Box<dyn std::error::Error>> {
+    let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} not set"));
+    let t = Instant::now();
+    let mut opts = ConnectOptions::new(
+        var("BENCH_HOST")?,
+        var("BENCH_USER")?,
+        Secret::new(var("BENCH_PASS")?),
+        Trust::Thumbprint(var("BENCH_THUMBPRINT")?.parse()?),
+    );
+    opts.page_size = MAX_BATCH;
+    let (client, _) = Client::connect(opts).await?;
+    let mut pages = client.inventory_stream();
+    let (mut vms, mut tagged, mut disks) = (0usize, 0usize, 0usize);
+    use futures::StreamExt;
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        let morefs: Vec<String> = page.iter().map(|v| v.moref.clone()).collect();
+        let tags = client.tags_for(&morefs).await?;
+        for vm in &page {
+            vms += 1;
+            disks += vm.disks.len();
+            if tags.of_vm(&vm.moref).len() == 3 {
+                tagged += 1;
+            }
+        }
+    }
+    client.logout().await?;
+    let wall = t.elapsed();
+    println!(
+        "vsphere-client (full listing with tags): {vms} VMs ({tagged} with 3 tags, {disks} disks) in {:.3} s, {} HTTP requests, peak RSS {} MB",
+        wall.as_secs_f64(),
+        client.request_count(),
+        peak_rss_kb() / 1024
+    );
+    Ok(())
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
