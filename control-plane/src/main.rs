@@ -8,7 +8,11 @@ use bgw_cloud::{ServeConfig, TlsMode};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bgw-cloud", version, about = "Reference control plane for the backup gateway")]
+#[command(
+    name = "bgw-cloud",
+    version,
+    about = "Reference control plane for the backup gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

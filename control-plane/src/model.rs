@@ -112,7 +112,11 @@ fn parse_shape(name: &str, s: &Value) -> Result<Shape, String> {
                 .unwrap_or_default(),
             required: s["required"]
                 .as_array()
-                .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
         },
         "list" => Shape::List {

@@ -33,7 +33,11 @@ pub fn ensure_self_signed(files: &TlsFiles, listen_host: &str) -> Result<(), Err
     if files.cert.exists() && files.key.exists() {
         return Ok(());
     }
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     let host = listen_host.trim_start_matches('[').trim_end_matches(']');
     let unspecified = host == "0.0.0.0" || host == "::" || host.is_empty();
     if !unspecified && !names.iter().any(|n| n == host) {
@@ -53,7 +57,11 @@ pub fn ensure_self_signed(files: &TlsFiles, listen_host: &str) -> Result<(), Err
             source,
         })?;
     }
-    write_file(&files.key, certified.key_pair.serialize_pem().as_bytes(), 0o600)?;
+    write_file(
+        &files.key,
+        certified.key_pair.serialize_pem().as_bytes(),
+        0o600,
+    )?;
     write_file(&files.cert, certified.cert.pem().as_bytes(), 0o644)?;
     Ok(())
 }
@@ -80,26 +88,44 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         .mode(mode)
         .open(path)
         .map_err(io("create"))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io("write"))
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(io("write"))
 }
 
 /// Builds a rustls server configuration (ring provider) from PEM files.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Error> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| Error::Tls(format!("cannot read certificates from {}: {e}", files.cert.display())))?;
+        .map_err(|e| {
+            Error::Tls(format!(
+                "cannot read certificates from {}: {e}",
+                files.cert.display()
+            ))
+        })?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!("{} holds no certificate", files.cert.display())));
+        return Err(Error::Tls(format!(
+            "{} holds no certificate",
+            files.cert.display()
+        )));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| Error::Tls(format!("cannot read the private key {}: {e}", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        Error::Tls(format!(
+            "cannot read the private key {}: {e}",
+            files.key.display()
+        ))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::Tls(format!("certificate and key do not form a usable pair: {e}")))?;
+        .map_err(|e| {
+            Error::Tls(format!(
+                "certificate and key do not form a usable pair: {e}"
+            ))
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

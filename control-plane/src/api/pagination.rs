@@ -56,7 +56,10 @@ mod tests {
     fn round_trip_and_rejections() {
         let arn = "arn:aws:backup-gateway:us-east-1:123456789012:gateway/bgw-1";
         let t = encode_token("gateways", arn);
-        assert_eq!(decode_token("gateways", Some(&t)).unwrap().as_deref(), Some(arn));
+        assert_eq!(
+            decode_token("gateways", Some(&t)).unwrap().as_deref(),
+            Some(arn)
+        );
         assert!(decode_token("hypervisors", Some(&t)).is_err());
         assert!(decode_token("gateways", Some("not a token")).is_err());
         assert!(decode_token("gateways", Some(&URL_SAFE_NO_PAD.encode("v1|gateways|x"))).is_err());

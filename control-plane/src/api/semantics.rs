@@ -94,8 +94,9 @@ pub fn maintenance(
     day_of_week: Option<i64>,
     day_of_month: Option<i64>,
 ) -> Result<MaintenanceTime, ApiError> {
-    let start = MaintenanceStartTime::from_parts(day_of_week, day_of_month, Some(hour), Some(minute))
-        .map_err(|e| ApiError::validation(e.to_string()))?;
+    let start =
+        MaintenanceStartTime::from_parts(day_of_week, day_of_month, Some(hour), Some(minute))
+            .map_err(|e| ApiError::validation(e.to_string()))?;
     Ok(match start {
         MaintenanceStartTime::Weekly {
             day_of_week,
@@ -148,8 +149,14 @@ mod tests {
     fn maintenance_needs_exactly_one_day_kind() {
         assert!(maintenance(1, 0, None, None).is_err());
         assert!(maintenance(1, 0, Some(1), Some(1)).is_err());
-        assert_eq!(maintenance(1, 30, Some(6), None).unwrap().day_of_week, Some(6));
-        assert_eq!(maintenance(1, 30, None, Some(28)).unwrap().day_of_month, Some(28));
+        assert_eq!(
+            maintenance(1, 30, Some(6), None).unwrap().day_of_week,
+            Some(6)
+        );
+        assert_eq!(
+            maintenance(1, 30, None, Some(28)).unwrap().day_of_month,
+            Some(28)
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub struct TagInputs {
 
 pub async fn tag(ctx: &ApiContext, input: TagInputs) -> Result<Value, ApiError> {
     let tags = semantics::tags("Tags", &input.tags)?;
-    ctx.store.tag_resource(&input.resource_arn, &tags, MAX_TAGS)?;
+    ctx.store
+        .tag_resource(&input.resource_arn, &tags, MAX_TAGS)?;
     Ok(json!({ "ResourceARN": input.resource_arn }))
 }
 
@@ -31,7 +32,8 @@ pub struct UntagInput {
 
 pub async fn untag(ctx: &ApiContext, input: UntagInput) -> Result<Value, ApiError> {
     semantics::tag_keys(&input.tag_keys)?;
-    ctx.store.untag_resource(&input.resource_arn, &input.tag_keys)?;
+    ctx.store
+        .untag_resource(&input.resource_arn, &input.tag_keys)?;
     Ok(json!({ "ResourceARN": input.resource_arn }))
 }
 

@@ -115,7 +115,14 @@ fn check(
             let Value::String(s) = value else {
                 return Err(type_error("a string"));
             };
-            check_len(path, s.chars().count() as i64, *min, *max, "length", problems);
+            check_len(
+                path,
+                s.chars().count() as i64,
+                *min,
+                *max,
+                "length",
+                problems,
+            );
             if let Some((text, re)) = pattern {
                 if !re.is_match(s) {
                     problems.push(format!(
@@ -229,9 +236,17 @@ mod tests {
             &json!({"ActivationKey": "bad key!", "GatewayType": "NOPE", "GatewayDisplayName": ""}),
         )
         .unwrap_err();
-        assert!(err.message.starts_with("3 validation errors"), "{}", err.message);
+        assert!(
+            err.message.starts_with("3 validation errors"),
+            "{}",
+            err.message
+        );
         for field in ["ActivationKey", "GatewayType", "GatewayDisplayName"] {
-            assert!(err.message.contains(&format!("'{field}'")), "{}", err.message);
+            assert!(
+                err.message.contains(&format!("'{field}'")),
+                "{}",
+                err.message
+            );
         }
         let missing = validate_input("CreateGatewayInput", &json!({})).unwrap_err();
         assert!(missing.message.contains("'ActivationKey'"));

@@ -34,7 +34,9 @@ impl Protocol {
         let ok = match (self, got.as_deref()) {
             (Protocol::Cbor, Some("application/cbor")) => true,
             // Some JSON clients send plain application/json or 1.1; accept any JSON flavour.
-            (Protocol::Json, Some(t)) => t.starts_with("application/x-amz-json") || t == "application/json",
+            (Protocol::Json, Some(t)) => {
+                t.starts_with("application/x-amz-json") || t == "application/json"
+            }
             _ => false,
         };
         if ok {
@@ -108,7 +110,11 @@ fn cbor_to_json(item: Cbor, path: &str) -> Result<Value, ApiError> {
     let bad = |what: &str| {
         ApiError::serialization(format!(
             "unsupported CBOR {what} at '{}'",
-            if path.is_empty() { "request body" } else { path }
+            if path.is_empty() {
+                "request body"
+            } else {
+                path
+            }
         ))
     };
     Ok(match item {
@@ -124,7 +130,9 @@ fn cbor_to_json(item: Cbor, path: &str) -> Result<Value, ApiError> {
                 return Err(bad("integer out of range"));
             }
         }
-        Cbor::Float(f) => Value::Number(Number::from_f64(f).ok_or_else(|| bad("non-finite float"))?),
+        Cbor::Float(f) => {
+            Value::Number(Number::from_f64(f).ok_or_else(|| bad("non-finite float"))?)
+        }
         Cbor::Text(s) => Value::String(s),
         Cbor::Bytes(_) => return Err(bad("byte string")),
         Cbor::Array(items) => Value::Array(
@@ -227,7 +235,10 @@ mod tests {
 
     #[test]
     fn cbor_round_trip_of_input() {
-        let item = Cbor::Map(vec![(Cbor::Text("MaxResults".into()), Cbor::Integer(5.into()))]);
+        let item = Cbor::Map(vec![(
+            Cbor::Text("MaxResults".into()),
+            Cbor::Integer(5.into()),
+        )]);
         let mut bytes = Vec::new();
         ciborium::into_writer(&item, &mut bytes).unwrap();
         assert_eq!(
@@ -239,7 +250,10 @@ mod tests {
     #[test]
     fn malformed_bodies_are_serialization_errors() {
         let mut bytes = Vec::new();
-        let item = Cbor::Map(vec![(Cbor::Text("NextToken".into()), Cbor::Text("abcdef".into()))]);
+        let item = Cbor::Map(vec![(
+            Cbor::Text("NextToken".into()),
+            Cbor::Text("abcdef".into()),
+        )]);
         ciborium::into_writer(&item, &mut bytes).unwrap();
         let truncated = &bytes[..bytes.len() - 3];
         let err = Protocol::Cbor.decode(truncated).unwrap_err();

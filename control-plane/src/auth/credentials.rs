@@ -29,7 +29,11 @@ impl AccessKey {
                 (if c < 10 { b'0' + c } else { b'A' + c - 10 }) as char
             })
             .collect();
-        let secret: String = rng.sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+        let secret: String = rng
+            .sample_iter(&Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
         AccessKey {
             access_key_id: format!("AKIA{id}"),
             secret_access_key: Secret::new(secret),

@@ -139,7 +139,11 @@ pub fn verify(
     let amz_date = header_str(request.headers, "x-amz-date")?
         .ok_or_else(|| invalid("X-Amz-Date header is required"))?;
     let request_time = NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| invalid(format!("X-Amz-Date {amz_date:?} is not in the form YYYYMMDDTHHMMSSZ")))?
+        .map_err(|_| {
+            invalid(format!(
+                "X-Amz-Date {amz_date:?} is not in the form YYYYMMDDTHHMMSSZ"
+            ))
+        })?
         .and_utc();
     if !amz_date.starts_with(auth.date) || auth.date.len() != 8 {
         return Err(invalid(format!(
@@ -158,17 +162,23 @@ pub fn verify(
             .headers
             .get_all(*name)
             .iter()
-            .map(|v| v.to_str().map_err(|_| invalid(format!("header {name} is not valid text"))))
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| invalid(format!("header {name} is not valid text")))
+            })
             .collect::<Result<_, _>>()?;
         if values.is_empty() {
-            return Err(invalid(format!("signed header {name} is missing from the request")));
+            return Err(invalid(format!(
+                "signed header {name} is missing from the request"
+            )));
         }
         signed.push((name, values.join(",")));
     }
     let host = header_str(request.headers, "host")?.unwrap_or("localhost");
     let uri = format!("http://{host}{}", request.path_and_query);
 
-    let identity = Credentials::new(auth.access_key, secret.expose(), None, None, "bgw-cloud").into();
+    let identity =
+        Credentials::new(auth.access_key, secret.expose(), None, None, "bgw-cloud").into();
     let mut settings = SigningSettings::default();
     // Exactly the client's SignedHeaders are handed over, so nothing is excluded.
     settings.excluded_headers = Some(Vec::new());
@@ -334,7 +344,10 @@ mod tests {
     #[test]
     fn unknown_key_and_missing_signature() {
         let mut headers = signed_headers(b"{}", now(), SECRET);
-        let auth = headers["authorization"].to_str().unwrap().replace(AKID, "AKIDUNKNOWN");
+        let auth = headers["authorization"]
+            .to_str()
+            .unwrap()
+            .replace(AKID, "AKIDUNKNOWN");
         headers.insert("authorization", HeaderValue::from_str(&auth).unwrap());
         assert_eq!(
             check(&headers, b"{}", now()).unwrap_err().kind,

@@ -20,9 +20,9 @@ use serde_json::{json, Value};
 
 use super::routes::{api_response, authenticate, read};
 use super::AppState;
+use crate::api::epoch;
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::wire::Protocol;
-use crate::api::epoch;
 use crate::arn::ResourceKind;
 use crate::auth::Role;
 use crate::store::{ActivationKeyRecord, KeyState, VmwareTag};
@@ -60,7 +60,12 @@ async fn admin_call(
     }
     .await;
     match result {
-        Ok(v) => api_response(Protocol::Json, StatusCode::OK, Protocol::Json.encode_output(None, &v), &request_id),
+        Ok(v) => api_response(
+            Protocol::Json,
+            StatusCode::OK,
+            Protocol::Json.encode_output(None, &v),
+            &request_id,
+        ),
         Err(mut err) => {
             // Anything short of a verified admin signature is a plain 403 here.
             if matches!(
@@ -69,7 +74,12 @@ async fn admin_call(
             ) {
                 err.kind = ErrorKind::AccessDenied;
             }
-            api_response(Protocol::Json, err.kind.status(), Protocol::Json.encode_error(&err), &request_id)
+            api_response(
+                Protocol::Json,
+                err.kind.status(),
+                Protocol::Json.encode_error(&err),
+                &request_id,
+            )
         }
     }
 }
@@ -119,7 +129,10 @@ struct PutVmsInput {
     virtual_machines: Vec<VmInput>,
 }
 
-pub async fn put_virtual_machines(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub async fn put_virtual_machines(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Response {
     admin_call(&state, request, |state, input| {
         let input: PutVmsInput = serde_json::from_value(input)
             .map_err(|e| ApiError::serialization(format!("cannot read the request: {e}")))?;

@@ -24,14 +24,18 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The server's routes. Compose further routers (the gateway protocol) with `merge`.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/", post(json_api))
         .route("/service/{service}/operation/{operation}", post(cbor_api))
         .route("/admin/activation-keys", post(admin::mint_activation_key))
         .route("/admin/virtual-machines", post(admin::put_virtual_machines))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone());
+    match state.api.link.gateway_hub() {
+        Some(hub) => api.merge(crate::gateway::router(state, hub)),
+        None => api,
+    }
 }
 
 /// A received request, with its body read.
@@ -53,11 +57,13 @@ pub(crate) async fn read(request: Request) -> Result<Received, ApiError> {
             }
         }
     }
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::serialization(format!(
-            "request body could not be read or is larger than {MAX_BODY_BYTES} bytes"
-        ))
-    })?;
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::serialization(format!(
+                "request body could not be read or is larger than {MAX_BODY_BYTES} bytes"
+            ))
+        })?;
     Ok(Received {
         method: parts.method.to_string(),
         path_and_query: parts
@@ -154,7 +160,9 @@ async fn run_api(
         return Err(ApiError::new(
             ErrorKind::UnknownOperation,
             match label {
-                Some(l) => format!("unknown operation {l:?}; operations are named {TARGET_PREFIX}.<Operation>"),
+                Some(l) => format!(
+                    "unknown operation {l:?}; operations are named {TARGET_PREFIX}.<Operation>"
+                ),
                 None => format!("missing X-Amz-Target header ({TARGET_PREFIX}.<Operation>)"),
             },
         ));

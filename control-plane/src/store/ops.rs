@@ -292,7 +292,8 @@ impl Store {
                 vmware_tags: Vec::new(),
             });
             change(&mut vm);
-            tx.vm_index.insert(index_key.as_bytes(), vm.arn.as_bytes())?;
+            tx.vm_index
+                .insert(index_key.as_bytes(), vm.arn.as_bytes())?;
             tx_put(tx.vms, &vm.arn, &vm)?;
             Ok(vm.clone())
         })

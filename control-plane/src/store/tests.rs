@@ -64,7 +64,12 @@ fn activation_key_is_consumed_once_and_expires() {
     let again = store.create_gateway("K1", now(), &gateway(2), &Tags::new());
     assert!(matches!(again, Err(StoreError::Invalid(m)) if m.contains("already used")));
     key(&store, "K2");
-    let late = store.create_gateway("K2", now() + Duration::minutes(31), &gateway(3), &Tags::new());
+    let late = store.create_gateway(
+        "K2",
+        now() + Duration::minutes(31),
+        &gateway(3),
+        &Tags::new(),
+    );
     assert!(matches!(late, Err(StoreError::Invalid(m)) if m.contains("expired")));
     assert!(store.get_gateway(&gateway(3).arn).is_err());
 }
@@ -81,7 +86,10 @@ fn survives_reopen_and_refuses_foreign_directories() {
         store.flush().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.get_gateway(&gateway(1).arn).unwrap().display_name, "gw-1");
+    assert_eq!(
+        store.get_gateway(&gateway(1).arn).unwrap().display_name,
+        "gw-1"
+    );
     drop(store);
 
     let foreign = tempfile::tempdir().unwrap();
@@ -99,11 +107,21 @@ fn association_conflicts_and_delete_in_use() {
     let store = Store::open(dir.path()).unwrap();
     key(&store, "K1");
     key(&store, "K2");
-    store.create_gateway("K1", now(), &gateway(1), &Tags::new()).unwrap();
-    store.create_gateway("K2", now(), &gateway(2), &Tags::new()).unwrap();
-    store.insert_hypervisor(&hypervisor(1), &Tags::new()).unwrap();
-    store.insert_hypervisor(&hypervisor(2), &Tags::new()).unwrap();
-    store.associate(&gateway(1).arn, &hypervisor(1).arn).unwrap();
+    store
+        .create_gateway("K1", now(), &gateway(1), &Tags::new())
+        .unwrap();
+    store
+        .create_gateway("K2", now(), &gateway(2), &Tags::new())
+        .unwrap();
+    store
+        .insert_hypervisor(&hypervisor(1), &Tags::new())
+        .unwrap();
+    store
+        .insert_hypervisor(&hypervisor(2), &Tags::new())
+        .unwrap();
+    store
+        .associate(&gateway(1).arn, &hypervisor(1).arn)
+        .unwrap();
     assert!(matches!(
         store.associate(&gateway(1).arn, &hypervisor(2).arn),
         Err(StoreError::Conflict(_))
@@ -129,14 +147,24 @@ fn pages_are_ordered_by_arn_and_resume_after_the_last_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     for n in [5, 1, 4, 2, 3] {
-        store.insert_hypervisor(&hypervisor(n), &Tags::new()).unwrap();
+        store
+            .insert_hypervisor(&hypervisor(n), &Tags::new())
+            .unwrap();
     }
     let (first, next) = store.list_hypervisors(None, 2).unwrap();
-    assert_eq!(first.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["hv-1", "hv-2"]);
+    assert_eq!(
+        first.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        ["hv-1", "hv-2"]
+    );
     // A record inserted before the cursor does not shift the next page.
-    store.insert_hypervisor(&hypervisor(0), &Tags::new()).unwrap();
+    store
+        .insert_hypervisor(&hypervisor(0), &Tags::new())
+        .unwrap();
     let (second, next) = store.list_hypervisors(next.as_deref(), 2).unwrap();
-    assert_eq!(second.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["hv-3", "hv-4"]);
+    assert_eq!(
+        second.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+        ["hv-3", "hv-4"]
+    );
     let (third, next) = store.list_hypervisors(next.as_deref(), 2).unwrap();
     assert_eq!(third.len(), 1);
     assert!(next.is_none());
@@ -149,10 +177,20 @@ fn vms_are_keyed_by_instance_uuid_and_tags_need_a_resource() {
     let hv = hypervisor(1);
     store.insert_hypervisor(&hv, &Tags::new()).unwrap();
     let a = store
-        .upsert_vm(&hv.arn, "uuid-1", "arn:aws:backup-gateway:us-east-1:1:vm/vm-1", |vm| vm.name = "a".into())
+        .upsert_vm(
+            &hv.arn,
+            "uuid-1",
+            "arn:aws:backup-gateway:us-east-1:1:vm/vm-1",
+            |vm| vm.name = "a".into(),
+        )
         .unwrap();
     let b = store
-        .upsert_vm(&hv.arn, "uuid-1", "arn:aws:backup-gateway:us-east-1:1:vm/vm-2", |vm| vm.name = "b".into())
+        .upsert_vm(
+            &hv.arn,
+            "uuid-1",
+            "arn:aws:backup-gateway:us-east-1:1:vm/vm-2",
+            |vm| vm.name = "b".into(),
+        )
         .unwrap();
     assert_eq!(a.arn, b.arn);
     assert_eq!(store.get_vm(&a.arn).unwrap().name, "b");
