@@ -29,7 +29,8 @@ fn offset_of(t: DateTime<Utc>, tz: Tz) -> i32 {
 fn transitions(tz: Tz) -> &'static [DateTime<Utc>] {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<String, &'static [DateTime<Utc>]>>> = OnceLock::new();
+    type Cache = Mutex<HashMap<String, &'static [DateTime<Utc>]>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap();
     cache.entry(tz.name().to_string()).or_insert_with(|| {
