@@ -270,3 +270,35 @@ mod tests {
             .is_ok());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Untrusted bodies never panic the decoder or the validator.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            for protocol in [Protocol::Cbor, Protocol::Json] {
+                if let Ok(value) = protocol.decode(&body) {
+                    for op in crate::model::model().operations.values() {
+                        if let Some(shape) = &op.input {
+                            let _ = crate::api::validate::validate_input(shape, &value);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Any CBOR map of text keys to small values decodes to an object.
+        #[test]
+        fn cbor_maps_decode(entries in proptest::collection::vec(("[A-Za-z]{1,12}", any::<i64>()), 0..8)) {
+            let item = Cbor::Map(entries.iter().map(|(k, v)| (Cbor::Text(k.clone()), Cbor::Integer((*v).into()))).collect());
+            let mut bytes = Vec::new();
+            ciborium::into_writer(&item, &mut bytes).unwrap();
+            let value = Protocol::Cbor.decode(&bytes).unwrap();
+            prop_assert!(value.is_object());
+        }
+    }
+}

@@ -202,3 +202,65 @@ fn vms_are_keyed_by_instance_uuid_and_tags_need_a_resource() {
         .tag_resource("arn:aws:backup-gateway:us-east-1:1:vm/vm-404", &tags, 50)
         .is_err());
 }
+
+#[test]
+fn concurrent_activations_with_one_key_let_exactly_one_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    key(&store, "SHARED");
+    let winners: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|n| {
+                let store = store.clone();
+                s.spawn(move || {
+                    store
+                        .create_gateway("SHARED", now(), &gateway(n), &Tags::new())
+                        .is_ok() as usize
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(winners, 1);
+    let (gateways, _) = store.list_gateways(None, 100).unwrap();
+    assert_eq!(gateways.len(), 1);
+}
+
+#[test]
+fn concurrent_associations_never_share_a_hypervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .insert_hypervisor(&hypervisor(1), &Tags::new())
+        .unwrap();
+    for n in 0..6 {
+        key(&store, &format!("K{n}"));
+        store
+            .create_gateway(&format!("K{n}"), now(), &gateway(n), &Tags::new())
+            .unwrap();
+    }
+    let winners: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|n| {
+                let store = store.clone();
+                s.spawn(move || {
+                    store.associate(&gateway(n).arn, &hypervisor(1).arn).is_ok() as usize
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(winners, 1);
+    let owner = store
+        .get_hypervisor(&hypervisor(1).arn)
+        .unwrap()
+        .gateway_arn
+        .unwrap();
+    let (gateways, _) = store.list_gateways(None, 100).unwrap();
+    let linked: Vec<_> = gateways
+        .iter()
+        .filter(|g| g.hypervisor_arn.is_some())
+        .collect();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].arn, owner);
+}
