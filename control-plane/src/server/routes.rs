@@ -221,3 +221,7 @@ async fn not_found(request: Request) -> Response {
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod stack_tests;
