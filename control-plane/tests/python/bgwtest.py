@@ -96,9 +96,11 @@ def _record_request(request, **_kwargs):
     SEEN_REQUESTS.append((request.url, request.headers.get("Content-Type", b"")))
 
 
-def client(validate=True, max_attempts=1, credentials=None, **config):
-    """A boto3 client for bgw-cloud. Retries are off unless asked for, so an
-    error reaches the check that provoked it."""
+def client(validate=True, max_attempts=3, credentials=None, **config):
+    """A boto3 client for bgw-cloud. Standard-mode retries absorb throttling
+    as they do in production (the server limits each access key); modeled
+    client errors are never retried, so they reach the check that provoked
+    them. Pass max_attempts=1 to see a throttling answer itself."""
     cfg = Config(
         parameter_validation=validate,
         # botocore's `max_attempts` counts retries only; `total_max_attempts`

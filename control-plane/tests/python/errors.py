@@ -49,7 +49,7 @@ def conflict():
     other = import_hypervisor(c)
     c.associate_gateway_to_server(GatewayArn=GW, ServerArn=HV)
     try:
-        modeled_class("ConflictException", lambda: c.associate_gateway_to_server(GatewayArn=GW, ServerArn=other))
+        modeled_class("ConflictException", lambda: c.associate_gateway_to_server(GatewayArn=GW, ServerArn=other), c)
     finally:
         c.disassociate_gateway_from_server(GatewayArn=GW)
 
