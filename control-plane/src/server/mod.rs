@@ -96,15 +96,21 @@ impl Server {
                 let builder = auto::Builder::new(TokioExecutor::new());
                 let result = match tls {
                     Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls_stream) => builder
-                            .serve_connection(TokioIo::new(tls_stream), service)
-                            .await,
+                        Ok(tls_stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(tls_stream), service)
+                                .await
+                        }
                         Err(e) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;
                         }
                     },
-                    None => builder.serve_connection(TokioIo::new(stream), service).await,
+                    None => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
                 };
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -113,7 +119,10 @@ impl Server {
         }
         tracing::info!("shutting down");
         tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after the grace period; closing them");
         }
         self.state.api.store.flush()?;
@@ -134,9 +143,14 @@ pub async fn bind_with(
 ) -> Result<Server, Error> {
     prepare_data_dir(&config)?;
     let store = Store::open(&config.store_path())?;
-    let admin = credentials::load_or_create(&config.admin_credentials_path(), &mut rand::thread_rng())?;
+    let admin =
+        credentials::load_or_create(&config.admin_credentials_path(), &mut rand::thread_rng())?;
     let keys = KeyRing::default();
-    keys.insert(&admin.access_key_id, admin.secret_access_key.clone(), Role::Admin);
+    keys.insert(
+        &admin.access_key_id,
+        admin.secret_access_key.clone(),
+        Role::Admin,
+    );
 
     let listen_host = config
         .listen

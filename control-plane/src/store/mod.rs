@@ -142,17 +142,19 @@ impl Store {
             &self.schedules,
         );
         trees
-            .transaction(|(gateways, hypervisors, vms, vm_index, keys, tags, schedules)| {
-                f(&Tx {
-                    gateways,
-                    hypervisors,
-                    vms,
-                    vm_index,
-                    keys,
-                    tags,
-                    schedules,
-                })
-            })
+            .transaction(
+                |(gateways, hypervisors, vms, vm_index, keys, tags, schedules)| {
+                    f(&Tx {
+                        gateways,
+                        hypervisors,
+                        vms,
+                        vm_index,
+                        keys,
+                        tags,
+                        schedules,
+                    })
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Engine(e),
@@ -172,7 +174,10 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T,
 }
 
 /// Reads and decodes a record inside a transaction.
-pub(crate) fn tx_get<T: DeserializeOwned>(tree: &TransactionalTree, key: &str) -> TxResult<Option<T>> {
+pub(crate) fn tx_get<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    key: &str,
+) -> TxResult<Option<T>> {
     match tree.get(key.as_bytes())? {
         Some(bytes) => match decode(key.as_bytes(), &bytes) {
             Ok(v) => Ok(Some(v)),
