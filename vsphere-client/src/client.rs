@@ -2,10 +2,12 @@
 //! and log out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::BoxStream;
 use tokio::sync::{mpsc, Mutex};
-use tracing::{debug, info_span, Instrument};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::error::{Error, Result};
 use crate::inventory::{RawVm, Topology, Vm, TOPOLOGY_TYPES, VM_PROPERTIES};
@@ -16,6 +18,10 @@ use crate::tags::TagState;
 use crate::tls::{Thumbprint, Trust};
 use crate::transport::Transport;
 use crate::xml::{Limits, Node};
+
+/// How often [`Client::keep_alive_until`] touches the session: well inside
+/// vCenter's 30-minute idle timeout.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// How to reach and log in to vCenter.
 #[derive(Debug, Clone)]
@@ -129,6 +135,24 @@ impl Client {
         self.call(&soap::call("CurrentTime", &si, "")).await?;
         debug!(host = %i.t.host, "vCenter session kept alive");
         Ok(())
+    }
+
+    /// Calls [`Client::keepalive`] every [`KEEPALIVE_INTERVAL`] until `cancel`
+    /// fires. Failures are logged and retried at the next tick.
+    pub async fn keep_alive_until(&self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(KEEPALIVE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate; the session is fresh
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.keepalive().await {
+                        warn!(error = %e, "vCenter keepalive failed");
+                    }
+                }
+            }
+        }
     }
 
     /// Logs out of the SOAP and tagging sessions.

@@ -37,6 +37,8 @@
 
 mod client;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inventory;
 mod secret;
 mod session;
@@ -47,7 +49,7 @@ mod transport;
 mod watch;
 pub mod xml;
 
-pub use client::{Client, ConnectInfo, ConnectOptions, InventoryStats};
+pub use client::{Client, ConnectInfo, ConnectOptions, InventoryStats, KEEPALIVE_INTERVAL};
 pub use error::{Error, ErrorKind, Result};
 pub use inventory::{unescape, Disk, PowerState, Vm};
 pub use secret::Secret;

@@ -259,6 +259,10 @@ fn session_cookie(resp: &reqwest::Response) -> Option<String> {
         })
 }
 
+pub(crate) fn body_of_for_fuzzing(root: Node) -> Result<Node> {
+    body_of(root)
+}
+
 /// Finds the SOAP body's single answer element, turning a fault into an error.
 fn body_of(root: Node) -> Result<Node> {
     if root.name != "Envelope" {

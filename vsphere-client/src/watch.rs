@@ -124,10 +124,7 @@ impl Watcher {
     async fn session_pass(&mut self) -> Result<()> {
         let client = self.client.clone();
         let i = &client.inner;
-        let tok = match i.session.token(&i.t, &i.sc).await {
-            Ok(t) => t,
-            Err(e) => return Err(e),
-        };
+        let tok = i.session.token(&i.t, &i.sc).await?;
         let res = self.setup(tok.clone()).await;
         let col = match res {
             Ok(c) => c,
@@ -192,6 +189,7 @@ impl Watcher {
         loop {
             let (updates, next, truncated) = tokio::select! {
                 _ = self.cancel.cancelled() => return Err(Error::Cancelled),
+                _ = self.tx.closed() => return Err(Error::Cancelled),
                 r = self.wait(col, &version) => r?,
             };
             let Some(next) = next else {
@@ -371,6 +369,14 @@ fn apply(raw: &mut RawVm, changes: Vec<(String, bool, Option<Node>)>) {
     for (path, removed, val) in changes {
         raw.set(&path, if removed { None } else { val.as_ref() });
     }
+}
+
+pub(crate) fn parse_update_for_fuzzing(n: Node) -> Result<()> {
+    let u = parse_update(n)?;
+    if let Update::Enter(raw) = u {
+        let _ = raw.resolve(&Topology::default());
+    }
+    Ok(())
 }
 
 /// `<objectSet><kind/><obj/><changeSet><name/><op/><val/></changeSet>...`
