@@ -147,7 +147,16 @@ struct RawTag {
 struct RawAttached {
     object_id: RawObjectId,
     #[serde(default)]
-    tag_ids: Vec<String>,
+    tag_ids: Option<Vec<String>>,
+}
+
+/// Some servers (and vcsim) send `null` for an empty list.
+fn null_as_empty(v: Value) -> Value {
+    if v.is_null() {
+        Value::Array(Vec::new())
+    } else {
+        v
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,10 +199,10 @@ impl Client {
                     Some(&body),
                 )
                 .await?;
-            let list: Vec<RawAttached> = serde_json::from_value(value)
+            let list: Vec<RawAttached> = serde_json::from_value(null_as_empty(value))
                 .map_err(|e| Error::malformed(format!("list-attached-tags-on-objects: {e}")))?;
             for a in list {
-                attached.insert(a.object_id.id, a.tag_ids);
+                attached.insert(a.object_id.id, a.tag_ids.unwrap_or_default());
             }
         }
         let unknown = attached
@@ -226,7 +235,7 @@ impl Client {
         let ids = self
             .rest(state, Method::GET, Endpoint::Categories, None)
             .await?;
-        let ids: Vec<String> = serde_json::from_value(ids)
+        let ids: Vec<String> = serde_json::from_value(null_as_empty(ids))
             .map_err(|e| Error::malformed(format!("category list: {e}")))?;
         let mut categories = HashMap::new();
         for id in ids {
@@ -252,8 +261,8 @@ impl Client {
             );
         }
         let ids = self.rest(state, Method::GET, Endpoint::Tags, None).await?;
-        let ids: Vec<String> =
-            serde_json::from_value(ids).map_err(|e| Error::malformed(format!("tag list: {e}")))?;
+        let ids: Vec<String> = serde_json::from_value(null_as_empty(ids))
+            .map_err(|e| Error::malformed(format!("tag list: {e}")))?;
         let mut tags = HashMap::new();
         for id in ids {
             let v = self
