@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     pub session: Session,
     pub page_size: usize,
     pub tags: Mutex<TagState>,
+    /// The inventory view and the session generation it belongs to.
+    pub view: Mutex<Option<(u64, MoRef)>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -113,6 +115,7 @@ impl Client {
             session,
             page_size: opts.page_size.max(1),
             tags: Mutex::new(TagState::default()),
+            view: Mutex::new(None),
         };
         Ok((
             Client {
@@ -215,19 +218,24 @@ impl Client {
     /// Reads names and parents of every folder, datacenter, vApp, pool,
     /// cluster, host and datastore with one view and one retrieval.
     pub(crate) async fn topology(&self, tok: &Token) -> Result<Topology> {
-        let types: Vec<&str> = TOPOLOGY_TYPES.iter().map(|(t, _)| *t).collect();
-        let view = self.create_view(tok, &types).await?;
-        let mut objects = Vec::new();
+        let view = self.inventory_view(tok).await?;
+        let mut topo = self.root_topology();
         let res = self
             .retrieve_all(tok, &view, TOPOLOGY_TYPES, |o| {
-                objects.push(o);
+                topo.insert(&o);
                 Ok(())
             })
             .await;
-        self.destroy_view(tok, &view).await;
-        res?;
-        // The root folder is not a member of a view over itself.
-        let root = ObjectContent {
+        if matches!(res, Err(Error::NotFound { .. })) {
+            self.forget_view().await;
+        }
+        res.map(|_| topo)
+    }
+
+    /// A topology holding only the root folder, which is not a member of a
+    /// view over itself.
+    fn root_topology(&self) -> Topology {
+        Topology::from_objects([ObjectContent {
             obj: self.inner.sc.root_folder.clone(),
             props: vec![(
                 "name".into(),
@@ -237,9 +245,28 @@ impl Client {
                     ..Node::default()
                 },
             )],
-        };
-        objects.push(root);
-        Ok(Topology::from_objects(objects))
+        }])
+    }
+
+    /// The session's container view over the VMs and everything their
+    /// paths and names come from. Created once per session and reused; it
+    /// goes away with the session.
+    pub(crate) async fn inventory_view(&self, tok: &Token) -> Result<MoRef> {
+        let mut cached = self.inner.view.lock().await;
+        if let Some((generation, view)) = cached.as_ref() {
+            if *generation == tok.generation {
+                return Ok(view.clone());
+            }
+        }
+        let mut types = vec!["VirtualMachine"];
+        types.extend(TOPOLOGY_TYPES.iter().map(|(t, _)| *t));
+        let view = self.create_view(tok, &types).await?;
+        *cached = Some((tok.generation, view.clone()));
+        Ok(view)
+    }
+
+    pub(crate) async fn forget_view(&self) {
+        *self.inner.view.lock().await = None;
     }
 
     /// `RetrievePropertiesEx` + `ContinueRetrievePropertiesEx` over a view,
@@ -313,17 +340,23 @@ impl Client {
                             message: "session lost in the middle of a listing".into(),
                         });
                     }
-                    let topo = Arc::new(self.topology(&tok).await?);
-                    let view = self.create_view(&tok, &["VirtualMachine"]).await?;
-                    let res = self
-                        .stream_vms(&tok, &view, topo, |page| {
-                            delivered.store(true, std::sync::atomic::Ordering::Relaxed);
-                            let mut f = on_page.lock().unwrap_or_else(|e| e.into_inner());
-                            (*f)(page)
-                        })
-                        .await;
-                    self.destroy_view(&tok, &view).await;
-                    res
+                    let mark = |page: Vec<Vm>| {
+                        delivered.store(true, std::sync::atomic::Ordering::Relaxed);
+                        let mut f = on_page.lock().unwrap_or_else(|e| e.into_inner());
+                        (*f)(page)
+                    };
+                    let view = self.inventory_view(&tok).await?;
+                    match self.stream_inventory(&tok, &view, mark).await {
+                        // The cached view is gone: make a new one, once.
+                        Err(Error::NotFound { .. })
+                            if !delivered.load(std::sync::atomic::Ordering::Relaxed) =>
+                        {
+                            self.forget_view().await;
+                            let view = self.inventory_view(&tok).await?;
+                            self.stream_inventory(&tok, &view, mark).await
+                        }
+                        other => other,
+                    }
                 }
             })
             .instrument(span)
@@ -359,64 +392,104 @@ impl Client {
         Ok(all)
     }
 
-    async fn stream_vms(
+    /// One `RetrievePropertiesEx` (plus `ContinueRetrievePropertiesEx` while
+    /// the server pages) over the inventory view, for the VMs and the objects
+    /// their paths and names come from together. A VM is handed on as soon as
+    /// everything it refers to has been seen; the few that arrive before their
+    /// folders wait, as compact records, until the end of the answer.
+    async fn stream_inventory(
         &self,
         tok: &Token,
         view: &MoRef,
-        topo: Arc<Topology>,
         mut on_page: impl FnMut(Vec<Vm>),
     ) -> Result<InventoryStats> {
         let i = &self.inner;
         let pc = &i.sc.property_collector;
         let page_size = i.page_size;
         let mut stats = InventoryStats::default();
+        let mut props: Vec<(&str, &[&str])> = TOPOLOGY_TYPES.to_vec();
+        props.push(("VirtualMachine", VM_PROPERTIES));
         let mut body = soap::call(
             "RetrievePropertiesEx",
             pc,
             &format!(
                 "{}<options><maxObjects>{page_size}</maxObjects></options>",
-                soap::view_filter_spec(view, &[("VirtualMachine", VM_PROPERTIES)], "specSet")
+                soap::view_filter_spec(view, &props, "specSet")
             ),
         );
+        let state = Arc::new(std::sync::Mutex::new(Listing {
+            topo: self.root_topology(),
+            pending: Vec::new(),
+        }));
+        let mut page = Vec::with_capacity(page_size.min(4096));
+        let mut deliver = |vm: Vm, page: &mut Vec<Vm>, stats: &mut InventoryStats| {
+            page.push(vm);
+            if page.len() >= page_size {
+                stats.vms += page.len();
+                stats.pages += 1;
+                on_page(std::mem::replace(
+                    page,
+                    Vec::with_capacity(page_size.min(4096)),
+                ));
+            }
+        };
         loop {
             let (tx, mut rx) = mpsc::channel::<Vm>(1024);
-            let topo2 = topo.clone();
+            let shared = state.clone();
             let call =
                 i.t.call_streaming(Some(tok.cookie.expose()), body, &["objects"], move |node| {
                     let o = ObjectContent::from_objects(node)?;
-                    let vm = RawVm::from_object(&o).resolve(&topo2);
+                    let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    if o.obj.kind != "VirtualMachine" {
+                        st.topo.insert(&o);
+                        return Ok(());
+                    }
+                    let raw = RawVm::from_object(&o);
+                    if raw.needs_topology(&st.topo) {
+                        st.pending.push(raw);
+                        return Ok(());
+                    }
+                    let vm = raw.resolve(&st.topo);
+                    drop(st);
                     tx.blocking_send(vm).map_err(|_| Error::Cancelled)
                 });
             tokio::pin!(call);
-            let mut page = Vec::with_capacity(page_size.min(4096));
             let reply = loop {
                 tokio::select! {
-                    Some(vm) = rx.recv() => {
-                        page.push(vm);
-                        if page.len() >= page_size {
-                            stats.vms += page.len();
-                            stats.pages += 1;
-                            on_page(std::mem::replace(&mut page, Vec::with_capacity(page_size.min(4096))));
-                        }
-                    }
+                    Some(vm) = rx.recv() => deliver(vm, &mut page, &mut stats),
                     reply = &mut call => break reply,
                 }
             };
             while let Some(vm) = rx.recv().await {
-                page.push(vm);
+                deliver(vm, &mut page, &mut stats);
             }
             let reply = reply?;
-            if !page.is_empty() {
-                stats.vms += page.len();
-                stats.pages += 1;
-                on_page(page);
-            }
             stats.calls += 1;
             let token = reply
                 .body
                 .child("returnval")
                 .and_then(|rv| rv.child_text("token"))
                 .map(str::to_string);
+            let last = token.is_none();
+            // VMs that arrived before their folders: ready now, or (at the
+            // end) with whatever is known.
+            let ready: Vec<Vm> = {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                let Listing { topo, pending } = &mut *st;
+                let mut ready = Vec::new();
+                pending.retain(|raw| {
+                    if last || !raw.needs_topology(topo) {
+                        ready.push(raw.resolve(topo));
+                        false
+                    } else {
+                        true
+                    }
+                });
+                ready
+            };
+            for vm in ready {
+                deliver(vm, &mut page, &mut stats);
+            }
             match token {
                 Some(token) => {
                     body = soap::call(
@@ -425,10 +498,21 @@ impl Client {
                         &soap::text_arg("token", &token),
                     );
                 }
-                None => return Ok(stats),
+                None => break,
             }
         }
+        if !page.is_empty() {
+            stats.vms += page.len();
+            stats.pages += 1;
+            on_page(page);
+        }
+        Ok(stats)
     }
+}
+
+struct Listing {
+    topo: Topology,
+    pending: Vec<RawVm>,
 }
 
 /// Figures about one listing.

@@ -221,16 +221,17 @@ impl RawVm {
 
     /// Whether the VM's placement refers to objects the topology does not know.
     pub(crate) fn needs_topology(&self, topo: &Topology) -> bool {
-        [
-            &self.parent,
-            &self.parent_vapp,
-            &self.host,
-            &self.resource_pool,
-        ]
-        .into_iter()
-        .flatten()
-        .chain(self.datastores.iter())
-        .any(|r| !topo.entities.contains_key(r))
+        let container = self.parent.as_ref().or(self.parent_vapp.as_ref());
+        container.is_some_and(|c| topo.path(c).is_none())
+            || self
+                .resource_pool
+                .as_ref()
+                .is_some_and(|r| topo.path(r).is_none())
+            || self
+                .host
+                .iter()
+                .chain(self.datastores.iter())
+                .any(|r| !topo.entities.contains_key(r))
     }
 
     pub(crate) fn resolve(&self, topo: &Topology) -> Vm {
@@ -332,40 +333,34 @@ struct Entity {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Topology {
     entities: HashMap<String, Entity>,
-    paths: HashMap<String, String>,
 }
 
 impl Topology {
     pub(crate) fn from_objects(objects: impl IntoIterator<Item = ObjectContent>) -> Self {
-        let mut entities = HashMap::new();
+        let mut topo = Topology::default();
         for o in objects {
-            let name = text(o.get("name"))
-                .map(|s| unescape(&s))
-                .unwrap_or_default();
-            // A vApp sits in a VM folder (parentFolder) or in another vApp.
-            let parent = moref_value(o.get("parentFolder"))
-                .or_else(|| moref_value(o.get("parentVApp")))
-                .or_else(|| moref_value(o.get("parent")));
-            entities.insert(
-                o.obj.value.clone(),
-                Entity {
-                    kind: o.obj.kind.clone(),
-                    name,
-                    parent,
-                },
-            );
-        }
-        let mut topo = Topology {
-            entities,
-            paths: HashMap::new(),
-        };
-        let ids: Vec<String> = topo.entities.keys().cloned().collect();
-        for id in ids {
-            if let Some(p) = topo.compute_path(&id) {
-                topo.paths.insert(id, p);
-            }
+            topo.insert(&o);
         }
         topo
+    }
+
+    /// Adds (or replaces) one folder, datacenter, vApp, pool, host or datastore.
+    pub(crate) fn insert(&mut self, o: &ObjectContent) {
+        let name = text(o.get("name"))
+            .map(|s| unescape(&s))
+            .unwrap_or_default();
+        // A vApp sits in a VM folder (parentFolder) or in another vApp.
+        let parent = moref_value(o.get("parentFolder"))
+            .or_else(|| moref_value(o.get("parentVApp")))
+            .or_else(|| moref_value(o.get("parent")));
+        self.entities.insert(
+            o.obj.value.clone(),
+            Entity {
+                kind: o.obj.kind.clone(),
+                name,
+                parent,
+            },
+        );
     }
 
     fn compute_path(&self, id: &str) -> Option<String> {
@@ -389,9 +384,9 @@ impl Topology {
         Some(format!("/{}", parts.join("/")))
     }
 
-    /// Inventory path of a known container.
+    /// Inventory path of a container whose ancestors are all known.
     pub(crate) fn path(&self, id: &str) -> Option<String> {
-        self.paths.get(id).cloned()
+        self.compute_path(id)
     }
 
     /// Name of a known object, or its id when unknown.

@@ -297,7 +297,13 @@ impl Client {
         let t = &self.inner.t;
         let user = self.inner.session.username();
         let pass = self.inner.session.password().expose();
-        for flavor in [RestFlavor::Api, RestFlavor::Rest] {
+        // `/api` exists since vCenter 7.0 U2: ask older servers `/rest` first.
+        let order = if api_at_least(&self.inner.sc.api_version, (7, 0, 2)) {
+            [RestFlavor::Api, RestFlavor::Rest]
+        } else {
+            [RestFlavor::Rest, RestFlavor::Api]
+        };
+        for flavor in order {
             let url = t
                 .base
                 .join(Endpoint::Session.path(flavor))
@@ -311,10 +317,10 @@ impl Client {
                 .await
                 .map_err(|e| t.map_http_error(e))?;
             let status = resp.status();
-            if flavor == RestFlavor::Api
+            if flavor != order[1]
                 && (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
             {
-                debug!("/api not served; using the legacy /rest tagging API");
+                debug!(?flavor, "REST flavour not served; trying the other one");
                 continue;
             }
             let body = crate::transport::read_limited(resp, 1 << 20, t).await?;
@@ -374,7 +380,7 @@ impl Client {
         let i = &self.inner;
         i.session
             .with_session(&i.t, &i.sc, |tok| async move {
-                let view = self.create_view(&tok, &["VirtualMachine"]).await?;
+                let view = self.inventory_view(&tok).await?;
                 let spec =
                     crate::soap::view_filter_spec(&view, &[("VirtualMachine", &[])], "specSet");
                 let mut out = Vec::new();
@@ -405,11 +411,21 @@ impl Client {
                     }
                 }
                 .await;
-                self.destroy_view(&tok, &view).await;
                 res.map(|_| std::mem::take(&mut out))
             })
             .await
     }
+}
+
+/// Whether a vim25 `apiVersion` such as `7.0.3.0` is at least `min`.
+fn api_at_least(version: &str, min: (u32, u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let v = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    v >= min
 }
 
 /// Ends the REST session, if any.
@@ -543,4 +559,35 @@ fn rest_error(v: &Value) -> (String, String) {
         .unwrap_or("no message")
         .to_string();
     (name, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_compare_numerically() {
+        assert!(api_at_least("7.0.2.0", (7, 0, 2)));
+        assert!(api_at_least("8.0.1.0", (7, 0, 2)));
+        assert!(api_at_least("7.0.10", (7, 0, 2)));
+        assert!(!api_at_least("7.0.1.1", (7, 0, 2)));
+        assert!(!api_at_least("6.5", (7, 0, 2)));
+        assert!(!api_at_least("", (7, 0, 2)));
+    }
+
+    #[test]
+    fn rest_answers_unwrap_and_errors_are_typed() {
+        let v = rest_result(RestFlavor::Rest, StatusCode::OK, br#"{"value":["a"]}"#).unwrap();
+        assert_eq!(v, serde_json::json!(["a"]));
+        let v = rest_result(RestFlavor::Api, StatusCode::OK, br#"["a"]"#).unwrap();
+        assert_eq!(v, serde_json::json!(["a"]));
+        let e = rest_result(
+            RestFlavor::Api,
+            StatusCode::FORBIDDEN,
+            br#"{"error_type":"UNAUTHORIZED","messages":[{"default_message":"no privilege"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Privilege);
+        assert!(e.to_string().contains("no privilege"));
+    }
 }

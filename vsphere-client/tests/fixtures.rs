@@ -33,15 +33,27 @@ fn inventory_reply(method: &str, body: &str) -> Option<Reply> {
             r#"<returnval type="ContainerView">view-1</returnval>"#,
         )),
         "DestroyView" => Reply::xml(empty("DestroyView")),
-        "RetrievePropertiesEx" if body.contains("<type>Folder</type>") => {
+        "RetrievePropertiesEx" if !body.contains("<type>VirtualMachine</type>") => {
             Reply::xml(fixture("topology.xml"))
         }
-        "RetrievePropertiesEx" => Reply::xml(fixture("retrieve_page1.xml")),
+        "RetrievePropertiesEx" => Reply::xml(first_page()),
         "ContinueRetrievePropertiesEx" if body.contains("page-2-token") => {
             Reply::xml(fixture("retrieve_page2.xml"))
         }
         _ => return None,
     })
+}
+
+/// The first page of a listing: two VMs, then the folders, hosts and
+/// datastores they refer to (so the VMs arrive before their folders), then a
+/// paging token.
+fn first_page() -> String {
+    let topo = fixture("topology.xml");
+    let start = topo.find("<objects>").unwrap();
+    let end = topo.rfind("</objects>").unwrap() + "</objects>".len();
+    let page = fixture("retrieve_page1.xml");
+    let at = page.find("<token>").unwrap();
+    format!("{}{}{}", &page[..at], &topo[start..end], &page[at..])
 }
 
 fn empty(method: &str) -> String {
@@ -199,7 +211,17 @@ async fn tags_through_the_api_endpoints() {
     let server = Server::start(|req| {
         let path = req.path.as_str();
         let json = |v: serde_json::Value| Some(Reply::json(v.to_string()));
+        if path.starts_with("/rest/") {
+            return Some(Reply::json(String::new()).status(404));
+        }
         if !path.starts_with("/api/") {
+            // A vCenter recent enough to serve /api.
+            if req.soap_method == "RetrieveServiceContent" {
+                return Some(Reply::xml(
+                    fixture("service_content.xml")
+                        .replace("<apiVersion>6.5</apiVersion>", "<apiVersion>8.0.1.0</apiVersion>"),
+                ));
+            }
             return inventory_reply(&req.soap_method, &req.body);
         }
         if path != "/api/session" && req.header("vmware-api-session-id") != Some("api-token") {
