@@ -1,0 +1,235 @@
+//! The gateway's link to VMware vCenter: the [`HypervisorLink`] built on `vsphere-client`.
+//!
+//! * **Connection.** Trust on first use: the first connection records the certificate's
+//!   SHA-256 thumbprint, later ones pin it; a changed certificate puts the hypervisor in
+//!   `ERROR` with both thumbprints in the message until `bgw-agent vcenter retrust`.
+//! * **State.** `ONLINE` while connected, `OFFLINE` when vCenter cannot be reached over the
+//!   network, `ERROR` for TLS, authentication and privilege failures (see [`diagnose`]).
+//! * **Metadata sync.** After each (re)connection, on `StartVirtualMachinesMetadataSync` and
+//!   periodically: every VM and its tags, mapped to AWS tags, uploaded in batches through the
+//!   store's outbox ([`sync`]). Between syncs the change watch pushes additions, renames,
+//!   moves and removals within seconds ([`watch`]).
+//!
+//! ```no_run
+//! # async fn example(config: bgw_agent::Config) -> bgw_agent::Result<()> {
+//! use std::sync::Arc;
+//! use bgw_agent::daemon::{run_with, Components};
+//! use bgw_agent::vcenter_link::VcenterLink;
+//!
+//! let components = Components {
+//!     hypervisor: Arc::new(VcenterLink::default()),
+//!     ..Components::default()
+//! };
+//! run_with(config, components, tokio_util::sync::CancellationToken::new()).await
+//! # }
+//! ```
+
+pub mod diagnose;
+pub mod records;
+pub mod session;
+pub mod sync;
+pub mod trust;
+pub mod watch;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bgw_protocol::commands::CommandOutcome;
+use bgw_protocol::config::HypervisorConfig;
+use bgw_protocol::heartbeat::HypervisorStatus;
+use bgw_protocol::Secret;
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hypervisor::HypervisorLink;
+use crate::runtime::Runtime;
+use session::Request;
+use trust::TrustStore;
+
+/// Tunables of the link; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// VMs per uploaded batch.
+    pub batch_size: usize,
+    /// VMs per page of the vCenter listing.
+    pub page_size: usize,
+    /// A full sync runs this long after the previous one even without a request.
+    pub periodic_sync: Duration,
+    /// vCenter drops idle sessions after ~30 minutes; a cheap call this often keeps the
+    /// session and notices a vCenter that went away.
+    pub keepalive: Duration,
+    /// Changes arriving within this time are uploaded together.
+    pub watch_debounce: Duration,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            page_size: 1000,
+            periodic_sync: Duration::from_secs(3600),
+            keepalive: Duration::from_secs(15),
+            watch_debounce: Duration::from_millis(250),
+            reconnect_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a sync or the watch works with: the runtime, the hypervisor and the options.
+#[derive(Clone)]
+pub struct Ctx {
+    pub rt: Arc<Runtime>,
+    pub hv: HypervisorConfig,
+    pub opts: LinkOptions,
+}
+
+struct Running {
+    hypervisor_arn: String,
+    requests: mpsc::Sender<Request>,
+    cancel: CancellationToken,
+}
+
+/// The vCenter [`HypervisorLink`]: one connection task per associated hypervisor.
+#[derive(Default)]
+pub struct VcenterLink {
+    opts: LinkOptions,
+    running: Mutex<Option<Running>>,
+    /// The current configuration, for tests that leave out the credentials.
+    config: Mutex<Option<HypervisorConfig>>,
+    trust: Mutex<Option<TrustStore>>,
+}
+
+impl VcenterLink {
+    pub fn new(opts: LinkOptions) -> Self {
+        Self {
+            opts,
+            running: Mutex::new(None),
+            config: Mutex::new(None),
+            trust: Mutex::new(None),
+        }
+    }
+
+    fn stop_running(&self) {
+        if let Some(old) = self.running.lock().expect("link lock").take() {
+            old.cancel.cancel();
+        }
+    }
+}
+
+impl Drop for VcenterLink {
+    fn drop(&mut self) {
+        self.stop_running();
+    }
+}
+
+impl HypervisorLink for VcenterLink {
+    fn apply(&self, rt: Arc<Runtime>, config: Option<HypervisorConfig>) -> BoxFuture<'static, ()> {
+        self.stop_running();
+        let trust = TrustStore::new(rt.store.clone());
+        *self.trust.lock().expect("link lock") = Some(trust.clone());
+        *self.config.lock().expect("link lock") = config.clone();
+        let Some(hv) = config else {
+            rt.set_hypervisor_status(HypervisorStatus::default());
+            return Box::pin(async {});
+        };
+        tracing::info!(hypervisor = %hv.hypervisor_arn, host = %hv.host, "hypervisor configured");
+        rt.set_hypervisor_status(HypervisorStatus {
+            hypervisor_arn: Some(hv.hypervisor_arn.clone()),
+            state: bgw_protocol::heartbeat::HypervisorState::Pending,
+            message: Some("connecting".into()),
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        *self.running.lock().expect("link lock") = Some(Running {
+            hypervisor_arn: hv.hypervisor_arn.clone(),
+            requests: tx,
+            cancel: cancel.clone(),
+        });
+        let ctx = Ctx {
+            rt,
+            hv,
+            opts: self.opts.clone(),
+        };
+        tokio::spawn(session::run(ctx, trust, rx, cancel));
+        Box::pin(async {})
+    }
+
+    fn test(
+        &self,
+        host: String,
+        username: Option<String>,
+        password: Option<Secret>,
+    ) -> BoxFuture<'static, CommandOutcome> {
+        let trust = self.trust.lock().expect("link lock").clone();
+        // Without credentials, test with those of the associated hypervisor on the same host.
+        let current = self.config.lock().expect("link lock").clone();
+        let (username, password) = match (username, password) {
+            (Some(u), Some(p)) => (Some(u), Some(p)),
+            (u, p) => match current.filter(|c| c.host.eq_ignore_ascii_case(&host)) {
+                Some(c) => (u.or(c.username), p.or(c.password)),
+                None => (u, p),
+            },
+        };
+        Box::pin(async move {
+            let Some(trust) = trust else {
+                return CommandOutcome::Failed {
+                    stage: "UNAVAILABLE".into(),
+                    message: "the gateway is still starting; try again".into(),
+                };
+            };
+            tracing::info!(%host, "testing hypervisor configuration");
+            diagnose::test(
+                &host,
+                username.as_deref(),
+                password.as_ref().map(|p| p.expose()),
+                &trust,
+            )
+            .await
+        })
+    }
+
+    fn sync_now(
+        &self,
+        rt: Arc<Runtime>,
+        hypervisor_arn: String,
+    ) -> BoxFuture<'static, CommandOutcome> {
+        let running = self.running.lock().expect("link lock");
+        let outcome = match running.as_ref() {
+            Some(r) if r.hypervisor_arn == hypervisor_arn => {
+                match r.requests.try_send(Request::Sync) {
+                    Ok(()) => CommandOutcome::Succeeded,
+                    // A sync is already queued: it will cover this request too.
+                    Err(mpsc::error::TrySendError::Full(_)) => CommandOutcome::Succeeded,
+                    Err(mpsc::error::TrySendError::Closed(_)) => CommandOutcome::Failed {
+                        stage: "SYNC".into(),
+                        message: "the hypervisor connection is restarting; try again".into(),
+                    },
+                }
+            }
+            _ => {
+                let message =
+                    format!("hypervisor {hypervisor_arn} is not associated with this gateway");
+                let ctx = Ctx {
+                    rt,
+                    hv: HypervisorConfig {
+                        hypervisor_arn,
+                        host: String::new(),
+                        username: None,
+                        password: None,
+                        property_mappings: vec![],
+                    },
+                    opts: self.opts.clone(),
+                };
+                sync::report_not_run(&ctx, message.clone());
+                CommandOutcome::Failed {
+                    stage: "SYNC".into(),
+                    message,
+                }
+            }
+        };
+        Box::pin(async move { outcome })
+    }
+}
