@@ -17,6 +17,7 @@ use crate::host::HostFacts;
 use crate::hypervisor::HypervisorLink;
 use crate::runtime::Runtime;
 use crate::state::Store;
+use crate::vcenter_link::VcenterLink;
 use crate::{commands, config_pull, heartbeat, outbox, systemd};
 
 /// How long tasks get to finish after shutdown is requested (systemd's stop timeout is 10 s).
@@ -32,7 +33,7 @@ impl Default for Components {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
-            hypervisor: Arc::new(crate::hypervisor::NoHypervisor),
+            hypervisor: Arc::new(VcenterLink::default()),
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod runtime;
 pub mod state;
 pub mod status;
 pub mod systemd;
+pub mod vcenter_link;
 
 pub use config::Config;
 pub use error::{Error, Result};
