@@ -21,6 +21,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod link;
 pub mod model;
 pub mod secret;

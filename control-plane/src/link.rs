@@ -28,6 +28,11 @@ pub trait GatewayLink: Send + Sync + 'static {
 
     /// A software update of `gateway_arn` was requested.
     fn software_update_requested(&self, gateway_arn: &str);
+
+    /// The gateway protocol's hub, when this link is one: its routes are then served too.
+    fn gateway_hub(&self) -> Option<crate::gateway::GatewayHub> {
+        None
+    }
 }
 
 /// A link that only logs: requests stay recorded in the store.

@@ -30,7 +30,7 @@ use crate::auth::{credentials, KeyRing, Role};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ServeConfig, TlsMode};
 use crate::error::Error;
-use crate::link::{GatewayLink, RecordOnly};
+use crate::link::GatewayLink;
 use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::tls::{self, TlsFiles};
@@ -132,7 +132,12 @@ impl Server {
 
 /// Prepares the data directory, store, credentials and TLS, and binds the listener.
 pub async fn bind(config: ServeConfig) -> Result<Server, Error> {
-    bind_with(config, Arc::new(SystemClock), Arc::new(RecordOnly)).await
+    bind_with(
+        config,
+        Arc::new(SystemClock),
+        Arc::new(crate::gateway::GatewayHub::default()),
+    )
+    .await
 }
 
 /// [`bind`] with a given clock and gateway link.

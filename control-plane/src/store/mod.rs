@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+mod gateway_ops;
 mod ops;
 pub mod records;
 
@@ -23,6 +24,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 pub use crate::error::StoreError;
+pub use gateway_ops::{GatewayAgent, GatewayCredential, KeyBinding};
 pub use records::*;
 
 const FORMAT_KEY: &[u8] = b"format";

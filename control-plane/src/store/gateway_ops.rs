@@ -1,0 +1,159 @@
+//! Store operations of the gateway protocol: activation-key bindings, gateway credentials,
+//! per-gateway protocol state, VM removal and sync bookkeeping.
+//!
+//! These live in their own trees next to the API's, opened on first use.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, Store, StoreError};
+use crate::secret::Secret;
+
+/// Who asked for an activation key: the key is handed to nobody else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBinding {
+    pub agent_id: String,
+    pub agent_secret_sha256: String,
+    pub hostname: String,
+    pub agent_version: String,
+}
+
+/// One access key of a gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayCredential {
+    pub gateway_arn: String,
+    pub secret_access_key: Secret,
+    pub created: DateTime<Utc>,
+}
+
+/// Protocol state of one gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayAgent {
+    pub gateway_arn: String,
+    pub agent_id: String,
+    pub access_key_id: String,
+    /// The key before the last rotation; valid until the new one is first used.
+    #[serde(default)]
+    pub previous_access_key_id: Option<String>,
+    #[serde(default)]
+    pub config_version: u64,
+    #[serde(default)]
+    pub config_hash: String,
+    #[serde(default)]
+    pub heartbeat_interval_secs: u64,
+}
+
+fn tree(store: &Store, name: &str) -> Result<sled::Tree, StoreError> {
+    Ok(store.db.open_tree(name)?)
+}
+
+fn get<T: serde::de::DeserializeOwned>(t: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
+    t.get(key.as_bytes())?
+        .map(|v| decode(key.as_bytes(), &v))
+        .transpose()
+}
+
+impl Store {
+    pub fn bind_activation_key(&self, key: &str, binding: &KeyBinding) -> Result<(), StoreError> {
+        tree(self, "gw_key_bindings")?.insert(key.as_bytes(), encode(binding))?;
+        Ok(())
+    }
+
+    pub fn activation_key_binding(&self, key: &str) -> Result<Option<KeyBinding>, StoreError> {
+        get(&tree(self, "gw_key_bindings")?, key)
+    }
+
+    pub fn gateway_agent(&self, gateway_arn: &str) -> Result<Option<GatewayAgent>, StoreError> {
+        get(&tree(self, "gw_agents")?, gateway_arn)
+    }
+
+    pub fn put_gateway_agent(&self, agent: &GatewayAgent) -> Result<(), StoreError> {
+        tree(self, "gw_agents")?.insert(agent.gateway_arn.as_bytes(), encode(agent))?;
+        Ok(())
+    }
+
+    pub fn gateway_credential(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<GatewayCredential>, StoreError> {
+        get(&tree(self, "gw_credentials")?, access_key_id)
+    }
+
+    pub fn put_gateway_credential(
+        &self,
+        access_key_id: &str,
+        credential: &GatewayCredential,
+    ) -> Result<(), StoreError> {
+        tree(self, "gw_credentials")?.insert(access_key_id.as_bytes(), encode(credential))?;
+        Ok(())
+    }
+
+    pub fn delete_gateway_credential(&self, access_key_id: &str) -> Result<(), StoreError> {
+        tree(self, "gw_credentials")?.remove(access_key_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Removes the VM with this instance UUID (a VM deleted in vCenter). Absent is fine.
+    pub fn delete_vm_by_uuid(
+        &self,
+        hypervisor_arn: &str,
+        instance_uuid: &str,
+    ) -> Result<(), StoreError> {
+        let index_key = format!("{hypervisor_arn}\0{instance_uuid}");
+        self.tx(|tx| {
+            if let Some(vm_arn) = tx.vm_index.remove(index_key.as_bytes())? {
+                tx.vms.remove(vm_arn.as_ref())?;
+                tx.tags.remove(vm_arn.as_ref())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Instance UUIDs of every VM recorded under a hypervisor.
+    pub fn vm_uuids(&self, hypervisor_arn: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{hypervisor_arn}\0");
+        let mut out = Vec::new();
+        for entry in self.vm_index.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = entry?;
+            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Records that a sync mentioned these VMs.
+    pub fn sync_seen(&self, sync_id: &str, uuids: &[String]) -> Result<(), StoreError> {
+        let t = tree(self, "gw_sync_seen")?;
+        for uuid in uuids {
+            t.insert(format!("{sync_id}\0{uuid}").as_bytes(), &[])?;
+        }
+        Ok(())
+    }
+
+    /// The VMs a sync mentioned, and forgets them.
+    pub fn take_sync_seen(&self, sync_id: &str) -> Result<BTreeSet<String>, StoreError> {
+        let t = tree(self, "gw_sync_seen")?;
+        let prefix = format!("{sync_id}\0");
+        let mut out = BTreeSet::new();
+        for entry in t.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = entry?;
+            out.insert(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            t.remove(k)?;
+        }
+        Ok(out)
+    }
+
+    /// Marks a sync completed; false if it already was (a retried final batch).
+    pub fn complete_sync(&self, sync_id: &str) -> Result<bool, StoreError> {
+        let t = tree(self, "gw_syncs_done")?;
+        Ok(
+            t.compare_and_swap(sync_id.as_bytes(), None as Option<&[u8]>, Some(&[1u8][..]))?
+                .is_ok(),
+        )
+    }
+
+    pub fn sync_completed(&self, sync_id: &str) -> Result<bool, StoreError> {
+        Ok(tree(self, "gw_syncs_done")?.contains_key(sync_id.as_bytes())?)
+    }
+}
