@@ -342,6 +342,46 @@ impl SoapSession {
             .unwrap_or_default())
     }
 
+    /// The open sessions (`SessionManager.sessionList`) as (key, user name) pairs, to check that
+    /// a client logs out or to pick a session to terminate.
+    pub async fn sessions(&mut self) -> Result<Vec<(String, String)>> {
+        let inner = format!(
+            r#"<_this type="PropertyCollector">{}</_this><specSet><propSet><type>SessionManager</type><pathSet>sessionList</pathSet></propSet><objectSet><obj type="SessionManager">{}</obj><skip>false</skip></objectSet></specSet><options></options>"#,
+            self.property_collector, self.session_manager
+        );
+        let result = self.call("RetrievePropertiesEx", &inner).await?;
+        let mut sessions = Vec::new();
+        if let Some(val) = result.find("val") {
+            for session in val.children_named("UserSession") {
+                let key = session
+                    .child("key")
+                    .map(|n| n.text.clone())
+                    .unwrap_or_default();
+                let user = session
+                    .child("userName")
+                    .map(|n| n.text.clone())
+                    .unwrap_or_default();
+                sessions.push((key, user));
+            }
+        }
+        sessions.sort();
+        Ok(sessions)
+    }
+
+    /// Terminates other sessions by key (`SessionManager.TerminateSession`), as an
+    /// administrator or an idle timeout would.
+    pub async fn terminate_sessions(&mut self, keys: &[&str]) -> Result<()> {
+        let mut inner = format!(
+            r#"<_this type="SessionManager">{}</_this>"#,
+            self.session_manager
+        );
+        for key in keys {
+            inner.push_str(&format!("<sessionId>{}</sessionId>", xml_escape(key)));
+        }
+        self.call("TerminateSession", &inner).await?;
+        Ok(())
+    }
+
     /// Logs out (sessions left open exhaust a real vCenter's session limit).
     pub async fn logout(mut self) -> Result<()> {
         let inner = format!(

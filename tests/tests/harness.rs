@@ -73,6 +73,33 @@ async fn vcsim_serves_soap_with_our_certificate_and_checks_credentials() {
     let mut uuids: Vec<_> = vms.iter().map(|v| v.instance_uuid.clone()).collect();
     uuids.dedup();
     assert_eq!(uuids.len(), vms.len(), "instance UUIDs are unique");
+
+    // Sessions can be listed and terminated; logging out closes ours.
+    let other = SoapSession::login(&vc).await.expect("second login");
+    let sessions = soap.sessions().await.expect("session list");
+    let keys: Vec<&str> = sessions.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        keys.contains(&soap.cookie()) && keys.contains(&other.cookie()),
+        "{sessions:?}"
+    );
+    assert!(sessions.iter().all(|(_, user)| user == vc.username()));
+    soap.terminate_sessions(&[other.cookie()])
+        .await
+        .expect("terminate");
+    let after: Vec<String> = soap
+        .sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(!after.iter().any(|k| k == other.cookie()), "{after:?}");
+    match other.logout().await {
+        Err(HarnessError::SoapFault { fault, .. }) => {
+            assert!(fault.contains("NotAuthenticated"), "{fault}")
+        }
+        other => panic!("a terminated session must be NotAuthenticated, got {other:?}"),
+    }
     soap.logout().await.expect("logout");
 }
 
