@@ -74,6 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("listing failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
     print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
 
     // pyvmomi, five plain properties, same VMs, same run.
     let venv = std::env::var("BGW_VENV")
@@ -120,13 +121,19 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     );
     opts.page_size = MAX_BATCH;
     let (client, _) = Client::connect(opts).await?;
+    let connected = t.elapsed();
+    let mut first_page = None;
+    let mut tag_time = std::time::Duration::ZERO;
     let mut pages = client.inventory_stream();
     let (mut vms, mut tagged, mut disks) = (0usize, 0usize, 0usize);
     use futures::StreamExt;
     while let Some(page) = pages.next().await {
         let page = page?;
+        first_page.get_or_insert(t.elapsed());
         let morefs: Vec<String> = page.iter().map(|v| v.moref.clone()).collect();
+        let tt = Instant::now();
         let tags = client.tags_for(&morefs).await?;
+        tag_time += tt.elapsed();
         for vm in &page {
             vms += 1;
             disks += vm.disks.len();
@@ -135,8 +142,13 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    let listed = t.elapsed();
     client.logout().await?;
     let wall = t.elapsed();
+    eprintln!(
+        "phases: connected {connected:.3?}, first page {:.3?}, listed {listed:.3?}, tag calls {tag_time:.3?}",
+        first_page.unwrap_or_default()
+    );
     println!(
         "vsphere-client (full listing with tags): {vms} VMs ({tagged} with 3 tags, {disks} disks) in {:.3} s, {} HTTP requests, peak RSS {} MB",
         wall.as_secs_f64(),

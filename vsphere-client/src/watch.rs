@@ -38,7 +38,7 @@ pub enum Change {
 const MAX_WAIT_SECONDS: u32 = 60;
 
 enum Update {
-    Enter(RawVm),
+    Enter(Box<RawVm>),
     Modify {
         moref: String,
         changes: Vec<(String, bool, Option<Node>)>,
@@ -208,7 +208,7 @@ impl Watcher {
             for u in updates {
                 match (&mut initial, u) {
                     (Some(fresh), Update::Enter(raw)) => {
-                        fresh.insert(raw.moref.clone(), raw);
+                        fresh.insert(raw.moref.clone(), *raw);
                     }
                     (Some(fresh), Update::Modify { moref, changes }) => {
                         let raw = fresh
@@ -221,7 +221,7 @@ impl Watcher {
                     }
                     (None, Update::Enter(raw)) => {
                         let vm = raw.resolve(&topo);
-                        self.known.insert(raw.moref.clone(), raw);
+                        self.known.insert(raw.moref.clone(), *raw);
                         self.emit(Change::Enter(vm)).await?;
                     }
                     (None, Update::Modify { moref, changes }) => {
@@ -406,7 +406,7 @@ fn parse_update(n: Node) -> Result<Update> {
         "enter" => {
             let mut raw = RawVm::new(&obj.value);
             apply(&mut raw, changes);
-            Update::Enter(raw)
+            Update::Enter(Box::new(raw))
         }
         "leave" => Update::Leave(obj.value),
         _ => Update::Modify {
