@@ -38,7 +38,11 @@ fn restart_keeps_everything() {
         1,
     );
     let status = first.stop();
-    assert!(status.success(), "bgw-cloud exited {status} on SIGTERM; log:\n{}", first.log());
+    assert!(
+        status.success(),
+        "bgw-cloud exited {status} on SIGTERM; log:\n{}",
+        first.log()
+    );
 
     let second = CloudServer::start_on(&data, tmp.path(), &[]);
     assert_eq!(
@@ -102,8 +106,15 @@ fn data_dir_with_a_foreign_tls_entry_is_refused() {
     fs::create_dir_all(&data).expect("data dir");
     // `tls` should be a directory holding the certificate; here it is a plain file.
     fs::write(data.join("tls"), "foreign").expect("write file");
-    let text = refused(&data, tmp.path(), "a data directory whose tls entry is a file");
-    assert!(text.contains("tls"), "the error must name the path it could not use:\n{text}");
+    let text = refused(
+        &data,
+        tmp.path(),
+        "a data directory whose tls entry is a file",
+    );
+    assert!(
+        text.contains("tls"),
+        "the error must name the path it could not use:\n{text}"
+    );
 }
 
 #[test]

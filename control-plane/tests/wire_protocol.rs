@@ -72,7 +72,12 @@ impl Wire {
 
     async fn health(&self) -> Result<(), String> {
         let url = format!("{}/health", self.server.endpoint);
-        let response = self.http.get(&url).send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if response.status() != 200 {
             return Err(format!("GET /health answered {}", response.status()));
         }
@@ -95,10 +100,17 @@ fn ok_list(reply: &Reply, key: &str) -> Result<(), String> {
 }
 
 fn message_mentions(reply: &Reply, word: &str) -> Result<(), String> {
-    if reply.message().to_lowercase().contains(&word.to_lowercase()) {
+    if reply
+        .message()
+        .to_lowercase()
+        .contains(&word.to_lowercase())
+    {
         Ok(())
     } else {
-        Err(format!("message {:?} does not mention {word:?}", reply.message()))
+        Err(format!(
+            "message {:?} does not mention {word:?}",
+            reply.message()
+        ))
     }
 }
 
@@ -122,7 +134,10 @@ async fn authentication() {
     let empty_cbor = cbor(&json!({}));
     let (access_key, secret_key) = w.server.admin_credentials();
 
-    checks.check("GET /health answers 200 without authentication", w.health().await);
+    checks.check(
+        "GET /health answers 200 without authentication",
+        w.health().await,
+    );
 
     let r = w.json("ListGateways", empty_json, &w.admin()).await;
     checks.check("signed JSON ListGateways -> 200", ok_list(&r, "Gateways"));
@@ -149,7 +164,11 @@ async fn authentication() {
     for (protocol, is_cbor) in [("JSON", false), ("CBOR", true)] {
         let send = |signing: Signing| {
             let w = &w;
-            let body: Vec<u8> = if is_cbor { empty_cbor.clone() } else { empty_json.to_vec() };
+            let body: Vec<u8> = if is_cbor {
+                empty_cbor.clone()
+            } else {
+                empty_json.to_vec()
+            };
             async move {
                 if is_cbor {
                     w.cbor("ListGateways", &body, &signing).await
@@ -253,10 +272,9 @@ async fn authentication() {
         &w.admin(),
     );
     let mut request = request;
-    request.headers_mut().insert(
-        "x-amz-target",
-        sent_as[1].1.parse().expect("header value"),
-    );
+    request
+        .headers_mut()
+        .insert("x-amz-target", sent_as[1].1.parse().expect("header value"));
     let r = send(&w.http, request).await;
     checks.check(
         "JSON: X-Amz-Target changed after signing -> 403",
@@ -289,7 +307,9 @@ async fn malformed_bodies() {
         },
     );
 
-    let r = w.cbor("GetGateway", &[0xff, 0x00, 0x13, 0x37], &admin).await;
+    let r = w
+        .cbor("GetGateway", &[0xff, 0x00, 0x13, 0x37], &admin)
+        .await;
     checks.check(
         "CBOR: garbage bytes -> 400 SerializationException",
         expect_error(&r, 400, &["SerializationException"]),
@@ -301,7 +321,9 @@ async fn malformed_bodies() {
         expect_error(&r, 400, &["SerializationException"]),
     );
 
-    let r = w.cbor("GetGateway", &cbor(&json!({ "GatewayArn": 5 })), &admin).await;
+    let r = w
+        .cbor("GetGateway", &cbor(&json!({ "GatewayArn": 5 })), &admin)
+        .await;
     checks.check(
         "CBOR: a number where a string belongs -> 400",
         expect_error(&r, 400, &["SerializationException", "ValidationException"]),
@@ -313,7 +335,9 @@ async fn malformed_bodies() {
         expect_error(&r, 400, &["SerializationException"]),
     );
 
-    let r = w.json("GetGateway", br#"["not", "an", "object"]"#, &admin).await;
+    let r = w
+        .json("GetGateway", br#"["not", "an", "object"]"#, &admin)
+        .await;
     checks.check(
         "JSON: an array instead of an object -> 400 SerializationException",
         expect_error(&r, 400, &["SerializationException"]),
@@ -326,7 +350,12 @@ async fn malformed_bodies() {
     );
 
     let r = w
-        .json("PutMaintenanceStartTime", format!(r#"{{"GatewayArn":"{arn}","HourOfDay":"one","MinuteOfHour":0,"DayOfWeek":1}}"#).as_bytes(), &admin)
+        .json(
+            "PutMaintenanceStartTime",
+            format!(r#"{{"GatewayArn":"{arn}","HourOfDay":"one","MinuteOfHour":0,"DayOfWeek":1}}"#)
+                .as_bytes(),
+            &admin,
+        )
         .await;
     checks.check(
         "JSON: a string where an integer belongs -> 400",
@@ -345,40 +374,76 @@ async fn malformed_bodies() {
             &admin,
         )
         .await;
-    checks.check("JSON endpoint with Content-Type text/plain -> clear 4xx", expect_client_error(&r));
+    checks.check(
+        "JSON endpoint with Content-Type text/plain -> clear 4xx",
+        expect_client_error(&r),
+    );
 
     let path = format!("{CBOR_PREFIX}ListGateways");
     let r = w
-        .raw(&path, &[("content-type", "application/json"), ("smithy-protocol", "rpc-v2-cbor")], b"{}", b"{}", &admin)
-        .await;
-    checks.check("CBOR endpoint with Content-Type application/json -> clear 4xx", expect_client_error(&r));
-
-    let r = w
-        .raw("/", &[("content-type", "application/x-amz-json-1.0")], b"{}", b"{}", &admin)
-        .await;
-    checks.check("JSON without X-Amz-Target -> clear 4xx", expect_client_error(&r));
-
-    let r = w.json("NoSuchOperation", b"{}", &admin).await;
-    checks.check(
-        "JSON: unknown operation -> clear 4xx naming it",
-        both(expect_client_error(&r), mention_any(&r, &["NoSuchOperation", "UnknownOperation"])),
-    );
-    let r = w.cbor("NoSuchOperation", &cbor(&json!({})), &admin).await;
-    checks.check(
-        "CBOR: unknown operation -> clear 4xx naming it",
-        both(expect_client_error(&r), mention_any(&r, &["NoSuchOperation", "UnknownOperation"])),
-    );
-
-    let r = w
         .raw(
-            "/",
-            &[("content-type", "application/x-amz-json-1.0"), ("x-amz-target", "SomeOtherService_20200101.ListGateways")],
+            &path,
+            &[
+                ("content-type", "application/json"),
+                ("smithy-protocol", "rpc-v2-cbor"),
+            ],
             b"{}",
             b"{}",
             &admin,
         )
         .await;
-    checks.check("JSON: another service's target prefix -> clear 4xx", expect_client_error(&r));
+    checks.check(
+        "CBOR endpoint with Content-Type application/json -> clear 4xx",
+        expect_client_error(&r),
+    );
+
+    let r = w
+        .raw(
+            "/",
+            &[("content-type", "application/x-amz-json-1.0")],
+            b"{}",
+            b"{}",
+            &admin,
+        )
+        .await;
+    checks.check(
+        "JSON without X-Amz-Target -> clear 4xx",
+        expect_client_error(&r),
+    );
+
+    let r = w.json("NoSuchOperation", b"{}", &admin).await;
+    checks.check(
+        "JSON: unknown operation -> clear 4xx naming it",
+        both(
+            expect_client_error(&r),
+            mention_any(&r, &["NoSuchOperation", "UnknownOperation"]),
+        ),
+    );
+    let r = w.cbor("NoSuchOperation", &cbor(&json!({})), &admin).await;
+    checks.check(
+        "CBOR: unknown operation -> clear 4xx naming it",
+        both(
+            expect_client_error(&r),
+            mention_any(&r, &["NoSuchOperation", "UnknownOperation"]),
+        ),
+    );
+
+    let r = w
+        .raw(
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "SomeOtherService_20200101.ListGateways"),
+            ],
+            b"{}",
+            b"{}",
+            &admin,
+        )
+        .await;
+    checks.check(
+        "JSON: another service's target prefix -> clear 4xx",
+        expect_client_error(&r),
+    );
 
     // Still serving, and still correct.
     checks.check("server still answers /health", w.health().await);
@@ -389,11 +454,19 @@ async fn malformed_bodies() {
     let mut server = w.server;
     checks.check(
         "process still running",
-        if server.is_running() { Ok(()) } else { Err("bgw-cloud exited".into()) },
+        if server.is_running() {
+            Ok(())
+        } else {
+            Err("bgw-cloud exited".into())
+        },
     );
     checks.check(
         "no panic in the server log",
-        if server.log().contains("panicked") { Err("the log shows a panic".into()) } else { Ok(()) },
+        if server.log().contains("panicked") {
+            Err("the log shows a panic".into())
+        } else {
+            Ok(())
+        },
     );
     checks.finish(&server);
 }
@@ -413,27 +486,60 @@ async fn error_bodies_carry_modeled_members() {
     let mut checks = Checks::default();
     let admin = w.admin();
     let missing = json!({"GatewayArn": "arn:aws:backup-gateway:us-east-1:123456789012:gateway/bgw-0000000000000000"});
-    let r = w.json("GetGateway", missing.to_string().as_bytes(), &admin).await;
-    checks.check("JSON: 404 ResourceNotFoundException", expect_error(&r, 404, &["ResourceNotFoundException"]));
+    let r = w
+        .json("GetGateway", missing.to_string().as_bytes(), &admin)
+        .await;
+    checks.check(
+        "JSON: 404 ResourceNotFoundException",
+        expect_error(&r, 404, &["ResourceNotFoundException"]),
+    );
     checks.check("JSON: body has ErrorCode and Message", members(&r));
     let r = w.cbor("GetGateway", &cbor(&missing), &admin).await;
-    checks.check("CBOR: 404 ResourceNotFoundException", expect_error(&r, 404, &["ResourceNotFoundException"]));
+    checks.check(
+        "CBOR: 404 ResourceNotFoundException",
+        expect_error(&r, 404, &["ResourceNotFoundException"]),
+    );
     checks.check("CBOR: body has ErrorCode and Message", members(&r));
-    let r = w.json("GetGateway", br#"{"GatewayArn": "short"}"#, &admin).await;
-    checks.check("JSON: 400 ValidationException", expect_error(&r, 400, &["ValidationException"]));
-    checks.check("JSON: validation body has ErrorCode and Message", members(&r));
-    let r = w.cbor("GetGateway", &cbor(&json!({"GatewayArn": "short"})), &admin).await;
-    checks.check("CBOR: 400 ValidationException", expect_error(&r, 400, &["ValidationException"]));
-    checks.check("CBOR: validation body has ErrorCode and Message", members(&r));
+    let r = w
+        .json("GetGateway", br#"{"GatewayArn": "short"}"#, &admin)
+        .await;
+    checks.check(
+        "JSON: 400 ValidationException",
+        expect_error(&r, 400, &["ValidationException"]),
+    );
+    checks.check(
+        "JSON: validation body has ErrorCode and Message",
+        members(&r),
+    );
+    let r = w
+        .cbor("GetGateway", &cbor(&json!({"GatewayArn": "short"})), &admin)
+        .await;
+    checks.check(
+        "CBOR: 400 ValidationException",
+        expect_error(&r, 400, &["ValidationException"]),
+    );
+    checks.check(
+        "CBOR: validation body has ErrorCode and Message",
+        members(&r),
+    );
     checks.finish(&w.server);
 }
 
 fn members(reply: &Reply) -> Result<(), String> {
-    let has = |k: &str| reply.body.get(k).and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty());
+    let has = |k: &str| {
+        reply
+            .body
+            .get(k)
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| !s.is_empty())
+    };
     if has("ErrorCode") && has("Message") {
         Ok(())
     } else {
-        Err(format!("error body lacks ErrorCode or Message: {}", reply.body))
+        Err(format!(
+            "error body lacks ErrorCode or Message: {}",
+            reply.body
+        ))
     }
 }
 
@@ -456,7 +562,9 @@ async fn bursts_are_throttled() {
             }
         }
         checks.check(
-            &format!("{protocol}: a burst of 12 requests -> 429 ThrottlingException with ErrorCode"),
+            &format!(
+                "{protocol}: a burst of 12 requests -> 429 ThrottlingException with ErrorCode"
+            ),
             match &throttled {
                 Some(r) => both(expect_error(r, 429, &["ThrottlingException"]), members(r)),
                 None => Err("12 back-to-back requests were all served".into()),
@@ -470,7 +578,11 @@ async fn bursts_are_throttled() {
         .json(
             "ListGateways",
             b"{}",
-            &Signing::Key { access_key: "AKIAUNKNOWNKEY000000".into(), secret_key: secret, time: SystemTime::now() },
+            &Signing::Key {
+                access_key: "AKIAUNKNOWNKEY000000".into(),
+                secret_key: secret,
+                time: SystemTime::now(),
+            },
         )
         .await;
     checks.check(

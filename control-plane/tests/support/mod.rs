@@ -221,7 +221,11 @@ impl std::fmt::Display for StartFailure {
             Some(status) => write!(f, "bgw-cloud exited ({status}) before it was ready")?,
             None => write!(f, "bgw-cloud printed no `listening on` line within 60 s")?,
         }
-        write!(f, "\n--- stdout ---\n{}\n--- log ---\n{}", self.stdout, self.log)
+        write!(
+            f,
+            "\n--- stdout ---\n{}\n--- log ---\n{}",
+            self.stdout, self.log
+        )
     }
 }
 
@@ -234,8 +238,8 @@ fn unique_path(dir: &Path, stem: &str, ext: &str) -> PathBuf {
 
 /// Reads the `default` profile of an AWS shared-credentials file.
 pub fn parse_credentials(path: &Path) -> (String, String) {
-    let text = fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut in_default = false;
     let (mut id, mut secret) = (None, None);
     for line in text.lines().map(str::trim) {
@@ -298,9 +302,7 @@ pub fn venv_python(client: Client) -> PathBuf {
         Client::Current => ("BGW_VENV", repo_root().join(".tools/venv")),
         Client::Botocore14345 => ("BGW_VENV_JSON", repo_root().join(".tools/venv-json")),
     };
-    let venv = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or(default);
+    let venv = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
     let python = venv.join("bin/python");
     assert!(
         python.exists(),
@@ -362,7 +364,10 @@ pub fn run_suite(
         .env("BGW_PROTOCOL", protocol.as_env())
         .env("BGW_MODEL", model_path())
         .env("AWS_SHARED_CREDENTIALS_FILE", server.credentials_file())
-        .env("AWS_CONFIG_FILE", server.data_dir.join("no-such-aws-config"))
+        .env(
+            "AWS_CONFIG_FILE",
+            server.data_dir.join("no-such-aws-config"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -440,7 +445,10 @@ pub fn assert_log_clean(server: &CloudServer) {
     );
     if server.credentials_file().exists() {
         let (_, secret) = server.admin_credentials();
-        assert!(!log.contains(&secret), "the admin secret key appears in the server log");
+        assert!(
+            !log.contains(&secret),
+            "the admin secret key appears in the server log"
+        );
     }
     for password in SUITE_PASSWORDS {
         assert!(
@@ -717,7 +725,10 @@ pub fn expect_error(reply: &Reply, status: u16, expected: &[&str]) -> Result<(),
 
 /// `Ok` for a 4xx answer with an error type and a message: a clear client error.
 pub fn expect_client_error(reply: &Reply) -> Result<(), String> {
-    if !(400..500).contains(&reply.status) || reply.error_type().is_empty() || reply.message().is_empty() {
+    if !(400..500).contains(&reply.status)
+        || reply.error_type().is_empty()
+        || reply.message().is_empty()
+    {
         return Err(format!(
             "expected a 4xx error with __type and Message, got HTTP {} {}",
             reply.status,
