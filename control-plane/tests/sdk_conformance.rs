@@ -45,7 +45,7 @@ suite_tests!("pagination.py", 12, {
     pagination_botocore_1_43_45_json => (Client::Botocore14345, Protocol::Json),
 });
 
-suite_tests!("cli_suite.py", 14, {
+suite_tests!("cli_suite.py", 16, {
     awscli_cbor => (Client::Current, Protocol::Cbor),
     awscli_json => (Client::Current, Protocol::Json),
 });

@@ -102,6 +102,31 @@ def hypervisor():
     true(any(h["HypervisorArn"] == state["hv"] for h in out["Hypervisors"]), "listed")
 
 
+def hypervisor_extras():
+    aws("update-hypervisor", "--hypervisor-arn", state["hv"], "--name", "cli-hv-renamed", "--host", "10.1.2.3")
+    out, _ = aws("get-hypervisor", "--hypervisor-arn", state["hv"])
+    eq((out["Hypervisor"]["Name"], out["Hypervisor"]["Host"]), ("cli-hv-renamed", "10.1.2.3"), "updated")
+    mappings = [{"VmwareCategory": "Env", "VmwareTagName": "Prod", "AwsTagKey": "env", "AwsTagValue": "prod"}]
+    aws("put-hypervisor-property-mappings", "--hypervisor-arn", state["hv"], "--iam-role-arn",
+        "arn:aws:iam::123456789012:role/BackupGatewayTagSync", "--vmware-to-aws-tag-mappings", json.dumps(mappings))
+    out, _ = aws("get-hypervisor-property-mappings", "--hypervisor-arn", state["hv"])
+    eq(out["VmwareToAwsTagMappings"], mappings, "mappings")
+    out, _ = aws("start-virtual-machines-metadata-sync", "--hypervisor-arn", state["hv"])
+    eq(out["HypervisorArn"], state["hv"], "sync accepted")
+
+
+def gateway_extras():
+    out, _ = aws("update-gateway-software-now", "--gateway-arn", state["gw"])
+    eq(out["GatewayArn"], state["gw"], "update accepted")
+    args = ("test-hypervisor-configuration", "--gateway-arn", state["gw"], "--host", "vcenter.example.com")
+    proc = subprocess.run([AWS, "--region", REGION, "--endpoint-url", ENDPOINT, "--ca-bundle", CA_BUNDLE or "",
+                           "backup-gateway"] + list(args), capture_output=True, text=True, timeout=120)
+    true(proc.returncode == 0 or "ConflictException" in proc.stderr,
+         "test-hypervisor-configuration without an agent: accepted or Conflict, got %r" % proc.stderr[-400:])
+    _code, stderr = aws("get-virtual-machine", "--resource-arn", fake_arn("vm"), expect_ok=False)
+    true("ResourceNotFoundException" in stderr, "get-virtual-machine unknown: %r" % stderr[-400:])
+
+
 def associate():
     aws("associate-gateway-to-server", "--gateway-arn", state["gw"], "--server-arn", state["hv"])
     out, _ = aws("get-gateway", "--gateway-arn", state["gw"])
@@ -159,6 +184,8 @@ for name, fn in [
     ("put-maintenance-start-time", maintenance),
     ("put/get-bandwidth-rate-limit-schedule", bandwidth),
     ("import-hypervisor-configuration / get-hypervisor / list-hypervisors", hypervisor),
+    ("update-hypervisor / put+get-hypervisor-property-mappings / start-virtual-machines-metadata-sync", hypervisor_extras),
+    ("update-gateway-software-now / test-hypervisor-configuration / get-virtual-machine", gateway_extras),
     ("associate / disassociate-gateway-to-server", associate),
     ("tag-resource / list-tags-for-resource / untag-resource", tags),
     ("list-gateways across pages", list_gateways_paginated),

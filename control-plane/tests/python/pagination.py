@@ -94,11 +94,25 @@ def bad_tokens(op_method):
     expect_error(lambda: getattr(raw, op_method)(MaxResults=0), "ValidationException", ["MaxResults"])
 
 
+def concurrent_creates():
+    """Parallel writers: every created gateway is listed exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(pool.map(lambda _: create_gateway(c), range(24)))
+    eq(len(set(created)), len(created), "distinct ARNs under concurrency")
+    listed = [g["GatewayArn"] for page in c.get_paginator("list_gateways").paginate(PaginationConfig={"PageSize": 5}) for g in page["Gateways"]]
+    eq(len(listed), len(set(listed)), "no gateway listed twice")
+    missing = set(created) - set(listed)
+    true(not missing, "concurrently created gateways missing: %s" % sorted(missing))
+
+
 for op in LISTS:
     suite.check("%s paginator over several pages" % op, paginator_walk, op)
     suite.check("%s paginator MaxItems resumes" % op, paginator_max_items, op)
     suite.check("%s stable while items are added" % op, stable_under_writes, op)
 suite.check("ListVirtualMachines paginator, empty result", list_vms)
+suite.check("24 gateways created by 8 threads, each listed once", concurrent_creates)
 for method in ("list_gateways", "list_hypervisors", "list_virtual_machines"):
     suite.check("%s refuses a forged NextToken and MaxResults 0" % method, bad_tokens, method)
 
