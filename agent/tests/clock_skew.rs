@@ -1,0 +1,115 @@
+//! A gateway whose clock is hours off still talks to the cloud: the cloud refuses the skewed
+//! signature with its own time, and the agent corrects and retries. Runs `bgw-cloud`
+//! in-process with its real gateway protocol routes.
+
+use std::sync::Arc;
+
+use bgw_agent::clock::{CloudTime, OffsetClock, SystemClock};
+use bgw_agent::cloud::CloudClient;
+use bgw_agent::config::CloudConfig;
+use bgw_protocol::activation::{ActivationRequest, ActivationStatus, ActivationWait};
+use bgw_protocol::heartbeat::{Heartbeat, HypervisorStatus, ResourceSummary, UpdateStatus};
+use bgw_protocol::Secret;
+
+fn heartbeat() -> Heartbeat {
+    Heartbeat {
+        agent_version: "test".into(),
+        hostname: "gw".into(),
+        ip_addresses: vec![],
+        mac_addresses: vec![],
+        timezone: "UTC".into(),
+        uptime_seconds: 1,
+        interval_seconds: 60,
+        resources: ResourceSummary::default(),
+        hypervisor: HypervisorStatus::default(),
+        bandwidth_limit_bps: None,
+        update: UpdateStatus::default(),
+        config_version: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_gateway_clock_is_corrected_from_the_cloud_answer() {
+    let data = tempfile::tempdir().unwrap();
+    let server = bgw_cloud::server::bind(bgw_cloud::ServeConfig::new(
+        "127.0.0.1:0",
+        data.path().join("cloud"),
+    ))
+    .await
+    .unwrap();
+    let state = server.state();
+    let url = server.url();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server_stop = stop.clone();
+    let serving = tokio::spawn(server.run(async move { server_stop.cancelled().await }));
+
+    let config = CloudConfig {
+        endpoint: url.parse().unwrap(),
+        region: "us-east-1".into(),
+        ca_file: Some(data.path().join("cloud/tls/cert.pem")),
+    };
+    let good = CloudClient::new(&config, CloudTime::new(Arc::new(SystemClock))).unwrap();
+
+    // Activation, with the operator's CreateGateway done directly in the cloud's store.
+    let secret = Secret::new("0123456789abcdef");
+    let secret_sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(secret.expose().as_bytes()))
+    };
+    let issued = good
+        .request_activation_key(&ActivationRequest {
+            agent_id: "agent-1".into(),
+            agent_secret_sha256: secret_sha256,
+            agent_version: "test".into(),
+            hostname: "gw".into(),
+            region: "us-east-1".into(),
+            gateway_type: "BACKUP_VM".into(),
+        })
+        .await
+        .unwrap();
+    let arn = "arn:aws:backup-gateway:us-east-1:123456789012:gateway/bgw-0000000000000001";
+    let gateway = serde_json::from_value(serde_json::json!({
+        "arn": arn, "display_name": "skewed", "gateway_type": "BACKUP_VM",
+        "created": chrono::Utc::now(),
+    }))
+    .unwrap();
+    state
+        .api
+        .store
+        .create_gateway(
+            &issued.activation_key,
+            chrono::Utc::now(),
+            &gateway,
+            &Default::default(),
+        )
+        .unwrap();
+    let answer = good
+        .wait_activation(&ActivationWait {
+            agent_id: "agent-1".into(),
+            agent_secret: secret,
+            activation_key: issued.activation_key,
+            wait_seconds: 0,
+        })
+        .await
+        .unwrap();
+    let ActivationStatus::Activated { credentials, .. } = answer else {
+        panic!("not activated: {answer:?}");
+    };
+
+    // Two hours behind: SigV4 alone would refuse every request.
+    let skewed_time = CloudTime::new(Arc::new(OffsetClock(-2 * 3600 * 1000)));
+    let skewed = CloudClient::new(&config, skewed_time.clone()).unwrap();
+    skewed.set_credentials(Some(credentials));
+    let ack = skewed.heartbeat(&heartbeat()).await.unwrap();
+    let offset = skewed_time.offset_ms();
+    assert!(
+        (offset - 2 * 3600 * 1000).abs() < 5_000,
+        "offset learnt: {offset} ms"
+    );
+    assert!((ack.server_time - chrono::Utc::now()).num_seconds().abs() < 5);
+    // And the next request goes through directly.
+    skewed.heartbeat(&heartbeat()).await.unwrap();
+
+    stop.cancel();
+    serving.await.unwrap().unwrap();
+}
