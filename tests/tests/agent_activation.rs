@@ -24,6 +24,34 @@ fn bad_or_missing_region_is_refused_listing_the_valid_one() {
     assert!(body.contains("valid regions: us-east-1"), "{body}");
     let (status, _, body) = agent.activation_get("activationRegion=us-east-1&gatewayType=FILE_S3");
     assert_eq!(status, 400, "{body}");
+
+    // The console command asks the running daemon.
+    let console = |region: &str| {
+        let mut command = std::process::Command::new(
+            bgw_tests::paths::workspace_binary("bgw-agent", "BGW_AGENT_BIN").unwrap(),
+        );
+        command
+            .args(["activation-key", "--region", region, "--config"])
+            .arg(&agent.config);
+        bgw_tests::process::run_bounded(
+            "bgw-agent activation-key",
+            command,
+            Duration::from_secs(20),
+        )
+        .unwrap()
+    };
+    let bad = console("eu-west-3");
+    assert!(!bad.success());
+    assert!(
+        bad.stderr.contains("valid regions: us-east-1"),
+        "{}",
+        bad.stderr
+    );
+    let good = console("us-east-1");
+    assert!(good.success(), "{}", good.stderr);
+    let key = good.stdout.trim();
+    assert_eq!(key.len(), 29, "{key}");
+    assert_eq!(agent.status()["pending_activation_key"], key);
 }
 
 #[test]
