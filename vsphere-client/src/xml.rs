@@ -7,6 +7,9 @@
 //! memory at once. Everything else forms a small remainder tree (the envelope,
 //! `token`, `version`, faults).
 //!
+//! Virtual devices other than disks are skipped without being built: they are
+//! most of a VM's answer and nothing of them is used.
+//!
 //! Namespace prefixes are resolved, unknown elements are kept but ignored by
 //! the callers, DTDs are skipped and only the XML built-in entities and
 //! character references are decoded: there is no entity expansion. Every tree
@@ -123,14 +126,30 @@ pub fn read_stream<R: BufRead>(
     };
     let mut record: Option<Building> = None;
     let mut root: Option<Node> = None;
+    // Depth inside an element being skipped (0: not skipping).
+    let mut skipping = 0usize;
     loop {
         buf.clear();
         let event = reader
             .read_event_into(&mut buf)
             .map_err(|e| Error::malformed(format!("XML: {e}")))?;
+        if skipping > 0 {
+            match event {
+                Event::Start(_) => skipping += 1,
+                Event::End(_) => skipping -= 1,
+                Event::Eof => return Err(Error::malformed("response ended inside an element")),
+                _ => {}
+            }
+            continue;
+        }
         match event {
             Event::Start(start) => {
                 let node = open(&reader, &start)?;
+                if is_unused_device(&node) {
+                    // Most of a VM's devices are not disks: skip them unbuilt.
+                    skipping = 1;
+                    continue;
+                }
                 let depth = remainder.stack.len() + record.as_ref().map_or(0, |r| r.stack.len());
                 if depth >= limits.max_depth {
                     return Err(Error::malformed(format!(
@@ -201,6 +220,13 @@ pub fn read_stream<R: BufRead>(
         return Err(Error::malformed("response ended inside an element"));
     }
     root.ok_or_else(|| Error::malformed("empty response"))
+}
+
+/// A virtual device that is not a disk (`VirtualDevice` in a device array,
+/// `device` inside a whole `config.hardware`): nothing of it is used.
+fn is_unused_device(n: &Node) -> bool {
+    (n.name == "VirtualDevice" || n.name == "device")
+        && n.xsi_type.as_deref().is_some_and(|t| t != "VirtualDisk")
 }
 
 fn check(bytes: usize, limits: Limits) -> Result<()> {
@@ -304,6 +330,21 @@ mod tests {
         assert_eq!(seen, ["1", "2"]);
         assert_eq!(root.children.len(), 1);
         assert_eq!(root.child_text("t"), Some("tok"));
+    }
+
+    #[test]
+    fn devices_other_than_disks_are_skipped() {
+        let doc = br#"<val xmlns:x="http://www.w3.org/2001/XMLSchema-instance"><VirtualDevice x:type="VirtualIDEController"><key>200</key><device>1</device><deep><deeper/></deep></VirtualDevice><VirtualDevice x:type="VirtualDisk"><key>2000</key></VirtualDevice><VirtualDevice x:type="VirtualE1000"><key>4000</key></VirtualDevice></val>"#;
+        let root = read_document(doc, Limits::default()).unwrap();
+        let keys: Vec<&str> = root
+            .children
+            .iter()
+            .filter_map(|d| d.child_text("key"))
+            .collect();
+        assert_eq!(keys, ["2000"]);
+        // A skipped element must still be closed.
+        let cut = br#"<val xmlns:x="http://www.w3.org/2001/XMLSchema-instance"><VirtualDevice x:type="VirtualE1000"><key>1"#;
+        assert!(read_document(cut, Limits::default()).is_err());
     }
 
     #[test]
