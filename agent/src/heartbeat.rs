@@ -38,6 +38,9 @@ pub async fn run(
                 *rt.last_heartbeat.write().expect("runtime lock") = Some(now);
                 rt.metrics.heartbeat(true, now.timestamp());
                 rt.cloud_ok();
+                if ack.rotate_credentials {
+                    rotate_credentials(&rt, &cloud).await;
+                }
                 if ack.config_version != heartbeat.config_version {
                     rt.config_changed.notify_one();
                 }
@@ -89,5 +92,29 @@ fn build(rt: &Runtime, host: &HostFacts) -> Heartbeat {
             available_version: None,
         },
         config_version: config.version,
+    }
+}
+
+/// Asks the cloud for new credentials and stores them before using them. The cloud keeps the
+/// old pair valid until the new one is first used, so a crash in between is harmless.
+async fn rotate_credentials(rt: &Runtime, cloud: &CloudClient) {
+    let Some(mut activated) = rt.activated() else {
+        return;
+    };
+    match cloud.rotate_credentials().await {
+        Ok(rotated) => {
+            activated.credentials = rotated.credentials;
+            if let Err(e) = rt.store.set_activated(&activated) {
+                tracing::error!(error = %e, "cannot store rotated credentials; keeping the old ones");
+                return;
+            }
+            cloud.set_credentials(Some(activated.credentials.clone()));
+            tracing::info!(access_key_id = %activated.credentials.access_key_id, "credentials rotated");
+            rt.activated.send_replace(Some(activated));
+        }
+        Err(e) => {
+            rt.cloud_failed(&e);
+            tracing::warn!(error = %e, "credential rotation failed; will retry at the next heartbeat");
+        }
     }
 }

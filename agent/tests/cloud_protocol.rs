@@ -1,6 +1,7 @@
-//! A gateway whose clock is hours off still talks to the cloud: the cloud refuses the skewed
-//! signature with its own time, and the agent corrects and retries. Runs `bgw-cloud`
-//! in-process with its real gateway protocol routes.
+//! The agent's cloud client against an in-process `bgw-cloud` with its real gateway protocol
+//! routes: a gateway whose clock is hours off still talks to the cloud (the cloud refuses the
+//! skewed signature with its own time, the agent corrects and retries), and rotated
+//! credentials replace the old pair once used.
 
 use std::sync::Arc;
 
@@ -109,6 +110,16 @@ async fn a_skewed_gateway_clock_is_corrected_from_the_cloud_answer() {
     assert!((ack.server_time - chrono::Utc::now()).num_seconds().abs() < 5);
     // And the next request goes through directly.
     skewed.heartbeat(&heartbeat()).await.unwrap();
+
+    // Rotation: the new pair works, and once used the old pair stops working.
+    let old = skewed.clone();
+    let rotated = skewed.rotate_credentials().await.unwrap();
+    let fresh = CloudClient::new(&config, CloudTime::new(Arc::new(SystemClock))).unwrap();
+    fresh.set_credentials(Some(rotated.credentials));
+    old.heartbeat(&heartbeat()).await.unwrap();
+    fresh.heartbeat(&heartbeat()).await.unwrap();
+    let refused = old.heartbeat(&heartbeat()).await.unwrap_err();
+    assert!(refused.to_string().contains("403"), "{refused}");
 
     stop.cancel();
     serving.await.unwrap().unwrap();

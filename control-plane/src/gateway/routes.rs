@@ -405,8 +405,19 @@ async fn heartbeat(State((state, hub)): State<Ctx>, request: Request) -> Answer<
     Ok(Json(HeartbeatAck {
         server_time: now,
         config_version: config.version,
-        rotate_credentials: false,
+        rotate_credentials: credentials_due(&state, &agent)?,
     }))
+}
+
+/// Gateway credentials are rotated after this long.
+pub const CREDENTIAL_LIFETIME: chrono::Duration = chrono::Duration::days(30);
+
+fn credentials_due(state: &AppState, agent: &GatewayAgent) -> Result<bool, Failure> {
+    Ok(state
+        .api
+        .store
+        .gateway_credential(&agent.access_key_id)?
+        .is_some_and(|c| state.api.now() - c.created > CREDENTIAL_LIFETIME))
 }
 
 async fn config(State((state, _)): State<Ctx>, request: Request) -> Answer<ConfigResponse> {
