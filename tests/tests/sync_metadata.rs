@@ -91,6 +91,14 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
 
     // Removal: the VM leaves ListVirtualMachines.
     let gone = real[2].name.clone();
+    if real[2].power_state == "poweredOn" {
+        soap.call(
+            "PowerOffVM_Task",
+            &format!(r#"<_this type="VirtualMachine">{}</_this>"#, real[2].moref),
+        )
+        .await
+        .unwrap();
+    }
     soap.call(
         "UnregisterVM",
         &format!(r#"<_this type="VirtualMachine">{}</_this>"#, real[2].moref),
