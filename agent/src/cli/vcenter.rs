@@ -19,6 +19,39 @@ use vsphere_client::{
 pub enum VcenterCommand {
     /// List every VM with its identity, placement, disks and (optionally) tags.
     Inventory(InventoryArgs),
+    /// Make the running agent trust the vCenter certificate it sees next (after a legitimate
+    /// certificate replacement): forgets the recorded thumbprint.
+    Retrust(RetrustArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RetrustArgs {
+    #[command(flatten)]
+    config: crate::cli::daemon::ConfigArg,
+    /// Only this host (as configured on the hypervisor); default: every host.
+    #[arg(long)]
+    host: Option<String>,
+}
+
+fn retrust(args: RetrustArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::Config::load(&args.config.config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer =
+        runtime.block_on(crate::vcenter_link::trust::retrust_via_admin(&config, args.host))?;
+    if let Some(e) = answer.error {
+        anyhow::bail!("{e}");
+    }
+    if answer.forgotten.is_empty() {
+        println!("no recorded vCenter thumbprint to forget");
+    } else {
+        println!(
+            "forgot the thumbprint of {}; the agent trusts the certificate it sees next",
+            answer.forgotten.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
@@ -57,6 +90,7 @@ pub struct InventoryArgs {
 pub fn run(cmd: VcenterCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         VcenterCommand::Inventory(args) => inventory(args),
+        VcenterCommand::Retrust(args) => retrust(args),
     }
 }
 

@@ -41,6 +41,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/status", get(status))
         .route("/activation-key", post(activation_key))
         .route("/health", get(|| async { "ok\n" }))
+        .route(
+            "/vcenter/retrust",
+            post(crate::vcenter_link::trust::admin_retrust),
+        )
         .with_state(state)
 }
 

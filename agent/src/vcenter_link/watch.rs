@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn unchanged_vms_from_the_initial_feed_are_dropped() {
         let a = vm("vm-1", "u1", "a");
-        let known = known_of(&[a.clone()]);
+        let known = known_of(std::slice::from_ref(&a));
         // The known record has a tag; the feed's VM has none: only tags differ, and the watch
         // keeps the known tags, so nothing changes.
         let d = delta(&[], &known, vec![Change::Enter(a)]);
