@@ -26,11 +26,18 @@ async fn test_hypervisor_configuration_says_what_failed() {
             ],
         )
     };
-    assert_eq!(test(&host, s.vcsim.password()), None, "good credentials pass");
+    assert_eq!(
+        test(&host, s.vcsim.password()),
+        None,
+        "good credentials pass"
+    );
 
     let wrong = test(&host, "not-the-password").expect("wrong password fails");
     assert!(wrong.contains("ValidationException"), "{wrong}");
-    assert!(wrong.to_lowercase().contains("authentication") || wrong.contains("login"), "{wrong}");
+    assert!(
+        wrong.to_lowercase().contains("authentication") || wrong.contains("login"),
+        "{wrong}"
+    );
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
@@ -50,7 +57,9 @@ async fn associated_hypervisor_goes_online_and_refuses_a_changed_certificate() {
         .await;
     let first = s.vcsim.thumbprint_sha256();
 
-    s.vcsim.restart_with_new_certificate().expect("restart vcsim");
+    s.vcsim
+        .restart_with_new_certificate()
+        .expect("restart vcsim");
     let second = s.vcsim.thumbprint_sha256();
     assert_ne!(first, second);
     s.wait_hypervisor(&hv, "ERROR after the certificate changed", |h| {
@@ -62,8 +71,14 @@ async fn associated_hypervisor_goes_online_and_refuses_a_changed_certificate() {
             st["hypervisor"]["message"].as_str().map(str::to_string)
         })
         .await;
-    assert!(message.contains(&first), "names the recorded thumbprint: {message}");
-    assert!(message.contains(&second), "names the new thumbprint: {message}");
+    assert!(
+        message.contains(&first),
+        "names the recorded thumbprint: {message}"
+    );
+    assert!(
+        message.contains(&second),
+        "names the new thumbprint: {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,11 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    s.aws(&["start-virtual-machines-metadata-sync", "--hypervisor-arn", &hv]);
+    s.aws(&[
+        "start-virtual-machines-metadata-sync",
+        "--hypervisor-arn",
+        &hv,
+    ]);
     let h = s
         .wait_hypervisor(&hv, "sync SUCCEEDED", |h| {
             (h["LatestMetadataSyncStatus"] == "SUCCEEDED").then(|| h.clone())
@@ -58,14 +62,22 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
     }
 
     // The first VM (by moref) carries env/prod and tier/gold.
-    let first = by_name(&vms, &real[0].name).expect("first VM listed").clone();
+    let first = by_name(&vms, &real[0].name)
+        .expect("first VM listed")
+        .clone();
     let arn = first["ResourceArn"].as_str().unwrap().to_string();
     let detail = s.aws(&["get-virtual-machine", "--resource-arn", &arn]);
     let tags = detail["VirtualMachine"]["VmwareTags"].to_string();
     assert!(tags.contains("prod") && tags.contains("gold"), "{detail:#}");
     let aws_tags = s.aws(&["list-tags-for-resource", "--resource-arn", &arn])["Tags"].to_string();
-    assert!(aws_tags.contains("environment") && aws_tags.contains("production"), "{aws_tags}");
-    assert!(aws_tags.contains("backup") && aws_tags.contains("daily"), "{aws_tags}");
+    assert!(
+        aws_tags.contains("environment") && aws_tags.contains("production"),
+        "{aws_tags}"
+    );
+    assert!(
+        aws_tags.contains("backup") && aws_tags.contains("daily"),
+        "{aws_tags}"
+    );
     // The second one is env/dev: only the tier mapping applies.
     let second = by_name(&vms, &real[1].name).unwrap();
     let second_tags = s.aws(&[
@@ -78,7 +90,9 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
 
     // Rename: the same VM (same ARN) shows the new name within seconds, without a sync.
     let started = Instant::now();
-    soap.rename("VirtualMachine", &real[0].moref, "renamed-by-test").await.unwrap();
+    soap.rename("VirtualMachine", &real[0].moref, "renamed-by-test")
+        .await
+        .unwrap();
     let renamed = s
         .wait_hypervisor(&hv, "rename visible", |_| {
             let d = s.aws(&["get-virtual-machine", "--resource-arn", &arn]);
@@ -86,8 +100,15 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
         })
         .await;
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(renamed["VirtualMachine"]["Path"].as_str().unwrap().ends_with("/renamed-by-test"));
-    assert_eq!(s.vms(&hv).len(), expected, "a rename does not duplicate the VM");
+    assert!(renamed["VirtualMachine"]["Path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/renamed-by-test"));
+    assert_eq!(
+        s.vms(&hv).len(),
+        expected,
+        "a rename does not duplicate the VM"
+    );
 
     // Removal: the VM leaves ListVirtualMachines.
     let gone = real[2].name.clone();

@@ -36,7 +36,10 @@ pub async fn eventually<T>(
         if let Some(v) = probe() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -57,8 +60,14 @@ pub async fn tag_vms(vcsim: &Vcsim) -> Vec<String> {
     let mut vms = soap.list_vms().await.expect("list VMs");
     vms.sort();
     let tags = TagClient::login(vcsim).await.expect("REST login");
-    let env = tags.create_category("env", Cardinality::Single).await.unwrap();
-    let tier = tags.create_category("tier", Cardinality::Single).await.unwrap();
+    let env = tags
+        .create_category("env", Cardinality::Single)
+        .await
+        .unwrap();
+    let tier = tags
+        .create_category("tier", Cardinality::Single)
+        .await
+        .unwrap();
     let prod = tags.create_tag(&env, "prod").await.unwrap();
     let dev = tags.create_tag(&env, "dev").await.unwrap();
     let gold = tags.create_tag(&tier, "gold").await.unwrap();
@@ -118,7 +127,11 @@ impl Setup {
             if r.status().is_success() {
                 break r.text().await.unwrap().trim().to_string();
             }
-            assert!(Instant::now() < deadline, "no activation key: {}", r.status());
+            assert!(
+                Instant::now() < deadline,
+                "no activation key: {}",
+                r.status()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         let created = aws(
@@ -164,7 +177,10 @@ impl Setup {
             if let Some(v) = f(&s) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; status: {s:#}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {s:#}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -214,14 +230,20 @@ impl Setup {
             if let Some(v) = f(&h) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; hypervisor: {h:#}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; hypervisor: {h:#}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     pub fn vms(&self, arn: &str) -> Vec<Value> {
         let out = self.aws(&["list-virtual-machines", "--hypervisor-arn", arn]);
-        out["VirtualMachines"].as_array().cloned().unwrap_or_default()
+        out["VirtualMachines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -236,11 +258,15 @@ async fn start_agent(config: &std::path::Path, dir: &std::path::Path) -> (ChildP
         .env("BGW_LOG", "info,bgw_agent=debug");
     let agent = ChildProcess::spawn("bgw-agent", command, dir).expect("spawn bgw-agent");
     let endpoints: PathBuf = dir.join("state").join("endpoints.json");
-    let value = eventually("the agent's endpoints file", Duration::from_secs(30), || {
-        std::fs::read(&endpoints)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-    })
+    let value = eventually(
+        "the agent's endpoints file",
+        Duration::from_secs(30),
+        || {
+            std::fs::read(&endpoints)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        },
+    )
     .await;
     (agent, value)
 }
