@@ -108,6 +108,8 @@ impl Store {
         let db = sled::Config::new()
             .path(&db_path)
             .mode(sled::Mode::HighThroughput)
+            // The agent's state is small: a small page cache keeps the idle footprint low.
+            .cache_capacity(8 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()
             .map_err(|e| {
