@@ -248,7 +248,12 @@ impl SoapSession {
                 .map(|n| n.attr("type").unwrap_or(&n.name).to_string());
             return Err(HarnessError::SoapFault {
                 method: method.to_string(),
-                fault: format!("{} ({})", string.unwrap_or(""), kind.unwrap_or_default()),
+                fault: match (string.filter(|s| !s.is_empty()), kind) {
+                    (Some(s), Some(k)) => format!("{s} ({k})"),
+                    (Some(s), None) => s.to_string(),
+                    (None, Some(k)) => k,
+                    (None, None) => "unknown fault".to_string(),
+                },
             });
         }
         soap_body
@@ -324,22 +329,97 @@ impl SoapSession {
         Ok(vms)
     }
 
-    /// Renames a managed entity (a VM or folder); returns the task moref. The simulator runs
-    /// the task to completion before it answers.
-    pub async fn rename(&mut self, kind: &str, moref: &str, new_name: &str) -> Result<String> {
-        let response = self
-            .call(
-                "Rename_Task",
-                &format!(
-                    r#"<_this type="{kind}">{moref}</_this><newName>{}</newName>"#,
-                    xml_escape(new_name)
-                ),
-            )
-            .await?;
-        Ok(response
+    /// Renames a managed entity (a VM or folder) and waits for the task.
+    pub async fn rename(&mut self, kind: &str, moref: &str, new_name: &str) -> Result<()> {
+        let inner = format!(
+            r#"<_this type="{kind}">{moref}</_this><newName>{}</newName>"#,
+            xml_escape(new_name)
+        );
+        self.run_task("Rename_Task", &inner).await
+    }
+
+    /// Powers a VM off and waits for the task (fails with `InvalidPowerState` if it is off).
+    pub async fn power_off_vm(&mut self, moref: &str) -> Result<()> {
+        let inner = format!(r#"<_this type="VirtualMachine">{moref}</_this>"#);
+        self.run_task("PowerOffVM_Task", &inner).await
+    }
+
+    /// Powers a VM on and waits for the task.
+    pub async fn power_on_vm(&mut self, moref: &str) -> Result<()> {
+        let inner = format!(r#"<_this type="VirtualMachine">{moref}</_this>"#);
+        self.run_task("PowerOnVM_Task", &inner).await
+    }
+
+    /// Deletes a VM from the inventory and disk, powering it off first if needed (the
+    /// simulator starts its VMs powered on, and vCenter refuses to destroy a running VM).
+    pub async fn destroy_vm(&mut self, moref: &str) -> Result<()> {
+        match self.power_off_vm(moref).await {
+            Ok(()) => {}
+            Err(HarnessError::SoapFault { fault, .. }) if fault.contains("InvalidPowerState") => {}
+            Err(e) => return Err(e),
+        }
+        let inner = format!(r#"<_this type="VirtualMachine">{moref}</_this>"#);
+        self.run_task("Destroy_Task", &inner).await
+    }
+
+    /// Calls a `*_Task` method and waits (bounded) until the task succeeds; a failed task is a
+    /// `SoapFault` naming the fault type.
+    pub async fn run_task(&mut self, method: &str, inner: &str) -> Result<()> {
+        let response = self.call(method, inner).await?;
+        let task = response
             .child("returnval")
             .map(|n| n.text.clone())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let info = self.task_info(&task).await?;
+            let state = info
+                .child("state")
+                .map(|n| n.text.clone())
+                .unwrap_or_default();
+            match state.as_str() {
+                "success" => return Ok(()),
+                "error" => {
+                    let fault = info.child("error").and_then(|e| e.child("fault"));
+                    let kind = fault
+                        .and_then(|f| f.attr("type"))
+                        .unwrap_or("unknown fault");
+                    let message = info
+                        .child("error")
+                        .and_then(|e| e.child("localizedMessage"))
+                        .map(|n| n.text.as_str())
+                        .unwrap_or("");
+                    return Err(HarnessError::SoapFault {
+                        method: method.to_string(),
+                        fault: format!("task {task} failed: {kind} {message}")
+                            .trim()
+                            .to_string(),
+                    });
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(HarnessError::SoapFault {
+                        method: method.to_string(),
+                        fault: format!("task {task} still {state:?} after 60s"),
+                    });
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    async fn task_info(&mut self, task: &str) -> Result<XmlNode> {
+        let inner = format!(
+            r#"<_this type="PropertyCollector">{}</_this><specSet><propSet><type>Task</type><pathSet>info</pathSet></propSet><objectSet><obj type="Task">{task}</obj><skip>false</skip></objectSet></specSet><options></options>"#,
+            self.property_collector
+        );
+        let result = self.call("RetrievePropertiesEx", &inner).await?;
+        result
+            .find("val")
+            .cloned()
+            .ok_or_else(|| HarnessError::Response {
+                url: self.url.clone(),
+                reason: format!("no info for task {task}"),
+            })
     }
 
     /// The open sessions (`SessionManager.sessionList`) as (key, user name) pairs, to check that

@@ -198,3 +198,36 @@ fn xml_parser_reads_faults_and_namespaced_attributes() {
     assert_eq!(v.attr("type"), Some("xsd:string"));
     assert!(XmlNode::parse("<a><b></a>").is_err());
 }
+
+#[tokio::test]
+async fn vms_can_be_renamed_powered_off_and_destroyed() {
+    let vc = Vcsim::start(VcsimOptions::default()).expect("start vcsim");
+    let mut soap = SoapSession::login(&vc).await.unwrap();
+    let vms = soap.list_vms().await.unwrap();
+    assert!(
+        vms.iter().all(|vm| vm.power_state == "poweredOn"),
+        "{vms:?}"
+    );
+
+    soap.rename("VirtualMachine", &vms[0].moref, "renamed")
+        .await
+        .unwrap();
+    soap.power_off_vm(&vms[1].moref).await.unwrap();
+    match soap.power_off_vm(&vms[1].moref).await {
+        Err(HarnessError::SoapFault { fault, .. }) => {
+            assert!(fault.contains("InvalidPowerState"), "{fault}")
+        }
+        other => panic!("powering off twice must fail, got {other:?}"),
+    }
+    soap.destroy_vm(&vms[1].moref).await.unwrap(); // already off
+    soap.destroy_vm(&vms[2].moref).await.unwrap(); // powered on: switched off first
+
+    let after = soap.list_vms().await.unwrap();
+    assert_eq!(after.len(), 2, "{after:?}");
+    let renamed = after.iter().find(|vm| vm.moref == vms[0].moref).unwrap();
+    assert_eq!(renamed.name, "renamed");
+    assert_eq!(renamed.instance_uuid, vms[0].instance_uuid);
+    assert!(!after
+        .iter()
+        .any(|vm| vm.moref == vms[1].moref || vm.moref == vms[2].moref));
+}
