@@ -5,8 +5,9 @@
 //! ```
 //!
 //! For 1, 4 and 16 concurrent streams at 1 Mbit/s, 100 Mbit/s, 1 Gbit/s and 5 Gbit/s (10 s
-//! each), then unlimited against a raw loopback copy (5 s each), it prints the achieved rate,
-//! its error against the limit, the worst 1-second window (against limit + burst) and the CPU
+//! each), then unlimited against a raw loopback copy (5 s each, best of two alternating runs),
+//! it prints the achieved rate, its error against the limit, the worst 1-second window as the
+//! throttle released bytes and as the receiver saw them (against limit + burst), and the CPU
 //! time per GB (sender and receiver together: both run in this process). `BENCH_SECONDS`
 //! overrides the 10 s.
 
@@ -15,7 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgw_scheduler::throttle::{burst_bytes_for, Throttle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const BUCKET: Duration = Duration::from_millis(10);
@@ -24,8 +28,68 @@ const WRITE_SIZE: usize = 256 * 1024;
 struct Run {
     bytes: u64,
     seconds: f64,
-    worst_second: u64,
+    /// Worst 1-second window as the throttle released the bytes (sender side).
+    worst_sent: u64,
+    /// Worst 1-second window as the receiver saw them (adds socket and scheduling jitter).
+    worst_received: u64,
     cpu_seconds: f64,
+}
+
+type Buckets = Arc<Vec<AtomicU64>>;
+
+fn record(buckets: &Buckets, start: Instant, n: usize) {
+    let slot = (start.elapsed().as_millis() / BUCKET.as_millis()) as usize;
+    if let Some(b) = buckets.get(slot) {
+        b.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+fn worst_second(buckets: &Buckets) -> u64 {
+    let counts: Vec<u64> = buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+    let per_second = (Duration::from_secs(1).as_millis() / BUCKET.as_millis()) as usize;
+    counts
+        .windows(per_second)
+        .map(|w| w.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Counts what the socket accepts, per time bucket: what the throttle let through.
+struct Counting {
+    inner: TcpStream,
+    buckets: Buckets,
+    start: Instant,
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = result {
+            record(&this.buckets, this.start, n);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn new_buckets(length: Duration) -> Buckets {
+    Arc::new(
+        (0..(length.as_millis() / BUCKET.as_millis() + 200))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+    )
 }
 
 fn cpu_seconds() -> f64 {
@@ -40,11 +104,8 @@ fn cpu_seconds() -> f64 {
 async fn run(throttle: Option<Throttle>, streams: usize, length: Duration) -> Run {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let buckets: Arc<Vec<AtomicU64>> = Arc::new(
-        (0..(length.as_millis() / BUCKET.as_millis() + 200))
-            .map(|_| AtomicU64::new(0))
-            .collect(),
-    );
+    let buckets = new_buckets(length);
+    let sent = new_buckets(length);
     let cpu_before = cpu_seconds();
     let start = Instant::now();
 
@@ -62,10 +123,7 @@ async fn run(throttle: Option<Throttle>, streams: usize, length: Duration) -> Ru
                         if n == 0 {
                             break;
                         }
-                        let slot = (start.elapsed().as_millis() / BUCKET.as_millis()) as usize;
-                        if let Some(b) = buckets.get(slot) {
-                            b.fetch_add(n as u64, Ordering::Relaxed);
-                        }
+                        record(&buckets, start, n);
                     }
                 }));
             }
@@ -78,13 +136,18 @@ async fn run(throttle: Option<Throttle>, streams: usize, length: Duration) -> Ru
     let mut senders = Vec::new();
     for _ in 0..streams {
         let throttle = throttle.clone();
+        let sent = sent.clone();
         senders.push(tokio::spawn(async move {
             let socket = TcpStream::connect(addr).await.unwrap();
             socket.set_nodelay(true).unwrap();
             let data = vec![0x5au8; WRITE_SIZE];
             match throttle {
                 Some(t) => {
-                    let mut w = t.writer(socket);
+                    let mut w = t.writer(Counting {
+                        inner: socket,
+                        buckets: sent,
+                        start,
+                    });
                     while start.elapsed() < length {
                         w.write_all(&data).await.unwrap();
                     }
@@ -107,16 +170,11 @@ async fn run(throttle: Option<Throttle>, streams: usize, length: Duration) -> Ru
     let counts: Vec<u64> = buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
     let in_run = (length.as_millis() / BUCKET.as_millis()) as usize;
     let bytes: u64 = counts[..in_run].iter().sum();
-    let per_second = (Duration::from_secs(1).as_millis() / BUCKET.as_millis()) as usize;
-    let worst_second = counts
-        .windows(per_second)
-        .map(|w| w.iter().sum::<u64>())
-        .max()
-        .unwrap_or(0);
     Run {
         bytes,
         seconds: length.as_secs_f64(),
-        worst_second,
+        worst_sent: worst_second(&sent),
+        worst_received: worst_second(&buckets),
         cpu_seconds: cpu,
     }
 }
@@ -134,8 +192,15 @@ async fn main() {
     let length = Duration::from_secs(seconds);
     println!("throttle over loopback TCP, {seconds} s per limited run, 2 runtime threads");
     println!(
-        "{:>10} {:>7} {:>12} {:>8} {:>16} {:>16} {:>10}",
-        "limit", "streams", "achieved", "error", "worst 1 s", "limit + burst", "CPU s/GB"
+        "{:>10} {:>7} {:>12} {:>8} {:>14} {:>14} {:>14} {:>10}",
+        "limit",
+        "streams",
+        "achieved",
+        "error",
+        "worst 1s sent",
+        "worst 1s recv",
+        "limit+burst",
+        "CPU s/GB"
     );
     for rate_bps in [1_000_000u64, 100_000_000, 1_000_000_000, 5_000_000_000] {
         for streams in [1, 4, 16] {
@@ -144,34 +209,40 @@ async fn main() {
             let achieved = r.bytes as f64 / r.seconds;
             let bound = rate_bps / 8 + burst_bytes_for(rate_bps);
             println!(
-                "{:>6} Mbps {:>7} {:>7.2} Mbps {:>+7.2}% {:>11.2} Mbps {:>11.2} Mbps {:>10.2} {}",
+                "{:>6} Mbps {:>7} {:>7.2} Mbps {:>+7.2}% {:>9.2} Mbps {:>9.2} Mbps {:>9.2} Mbps {:>10.2} {}",
                 rate_bps / 1_000_000,
                 streams,
                 mbps(achieved),
                 (achieved - limit) / limit * 100.0,
-                mbps(r.worst_second as f64),
+                mbps(r.worst_sent as f64),
+                mbps(r.worst_received as f64),
                 mbps(bound as f64),
                 r.cpu_seconds / (r.bytes as f64 / 1e9),
-                if r.worst_second <= bound {
+                if r.worst_sent <= bound {
                     ""
                 } else {
-                    "  worst window over bound"
+                    "  sent window over bound"
                 },
             );
         }
     }
     let short = length.min(Duration::from_secs(5));
     println!(
-        "unlimited against a raw loopback copy, {} s each",
+        "unlimited against a raw loopback copy, {} s each, best of two alternating runs",
         short.as_secs()
     );
     println!(
         "{:>7} {:>14} {:>14} {:>9} {:>12} {:>12}",
         "streams", "raw", "unlimited", "ratio", "raw CPU/GB", "thr. CPU/GB"
     );
+    // The machine is shared: alternate raw and throttled runs and keep the best of each.
+    let best = |a: Run, b: Run| if a.bytes >= b.bytes { a } else { b };
     for streams in [1, 4, 16] {
-        let raw = run(None, streams, short).await;
-        let thr = run(Some(Throttle::new(None)), streams, short).await;
+        let raw1 = run(None, streams, short).await;
+        let thr1 = run(Some(Throttle::new(None)), streams, short).await;
+        let raw2 = run(None, streams, short).await;
+        let thr2 = run(Some(Throttle::new(None)), streams, short).await;
+        let (raw, thr) = (best(raw1, raw2), best(thr1, thr2));
         let raw_rate = raw.bytes as f64 / raw.seconds;
         let thr_rate = thr.bytes as f64 / thr.seconds;
         println!(

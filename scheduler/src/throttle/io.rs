@@ -33,6 +33,9 @@ impl Meter {
 
     /// How many of `available` bytes to release next.
     fn piece(&self, available: usize) -> usize {
+        if self.throttle.is_unlimited() {
+            return available;
+        }
         let piece = self.throttle.piece_bytes().max(self.credit);
         available.min(usize::try_from(piece).unwrap_or(usize::MAX))
     }
