@@ -79,6 +79,24 @@ async fn associated_hypervisor_goes_online_and_refuses_a_changed_certificate() {
         message.contains(&second),
         "names the new thumbprint: {message}"
     );
+
+    // The operator re-trusts the new certificate: the hypervisor comes back ONLINE.
+    let bin = bgw_tests::paths::workspace_binary("bgw-agent", "BGW_AGENT_BIN").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["vcenter", "retrust", "--config"])
+        .arg(s.agent_dir.path().join("agent.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("forgot"));
+    s.wait_hypervisor(&hv, "ONLINE after re-trust", |h| {
+        (h["State"] == "ONLINE").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
