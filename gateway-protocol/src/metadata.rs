@@ -7,6 +7,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The `sync_id` of a change-watch batch starts with this prefix; the rest makes it unique.
+pub const WATCH_SYNC_PREFIX: &str = "watch-";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataBatch {
@@ -21,6 +24,13 @@ pub struct MetadataBatch {
     /// Present on the last batch of a full sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<SyncOutcome>,
+}
+
+impl MetadataBatch {
+    /// A batch of the change watch: it stands alone and is not part of a full sync.
+    pub fn is_watch(&self) -> bool {
+        self.sync_id.starts_with(WATCH_SYNC_PREFIX)
+    }
 }
 
 /// One VM as the cloud stores it. `instance_uuid` is its identity across renames and moves.

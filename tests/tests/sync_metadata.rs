@@ -7,6 +7,7 @@ mod sync_support;
 use std::time::{Duration, Instant};
 
 use bgw_tests::vcsim_soap::SoapSession;
+use bgw_tests::vcsim_tags::{ObjectRef, TagClient};
 use serde_json::Value;
 use sync_support::{small_inventory, Setup};
 
@@ -108,6 +109,54 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
         s.vms(&hv).len(),
         expected,
         "a rename does not duplicate the VM"
+    );
+
+    // Detaching a VMware tag takes its mapped AWS tag away at the next sync; a tag set with
+    // TagResource under another key stays.
+    s.aws(&[
+        "tag-resource",
+        "--resource-arn",
+        &arn,
+        "--tags",
+        "Key=owner,Value=ops",
+    ]);
+    let tagging = TagClient::login(&s.vcsim).await.unwrap();
+    let vm_ref = ObjectRef::vm(&real[0].moref);
+    let attached = tagging
+        .list_attached_tags(std::slice::from_ref(&vm_ref))
+        .await
+        .unwrap();
+    let mut detached = false;
+    for id in &attached[&vm_ref] {
+        if tagging.get_tag(id).await.unwrap().name == "prod" {
+            tagging.detach_tag(id, &vm_ref).await.unwrap();
+            detached = true;
+        }
+    }
+    assert!(detached, "env/prod was attached to {}", real[0].moref);
+    s.aws(&[
+        "start-virtual-machines-metadata-sync",
+        "--hypervisor-arn",
+        &hv,
+    ]);
+    let after = s
+        .wait_hypervisor(&hv, "mapped tag removed", |_| {
+            let t = s.aws(&["list-tags-for-resource", "--resource-arn", &arn])["Tags"].clone();
+            (!t.to_string().contains("environment")).then_some(t)
+        })
+        .await
+        .to_string();
+    assert!(
+        after.contains("backup") && after.contains("daily"),
+        "{after}"
+    );
+    assert!(after.contains("owner") && after.contains("ops"), "{after}");
+    let detail = s.aws(&["get-virtual-machine", "--resource-arn", &arn]);
+    assert!(
+        !detail["VirtualMachine"]["VmwareTags"]
+            .to_string()
+            .contains("prod"),
+        "{detail:#}"
     );
 
     // Removal: the VM leaves ListVirtualMachines.

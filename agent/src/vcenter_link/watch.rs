@@ -129,7 +129,11 @@ pub async fn push(
     let count = vms.len() + removed.len();
     let batch = MetadataBatch {
         hypervisor_arn: ctx.hv.hypervisor_arn.clone(),
-        sync_id: format!("watch-{}", uuid::Uuid::new_v4()),
+        sync_id: format!(
+            "{}{}",
+            bgw_protocol::metadata::WATCH_SYNC_PREFIX,
+            uuid::Uuid::new_v4()
+        ),
         batch: 0,
         vms: vms.iter().map(|(_, r)| r.clone()).collect(),
         removed,

@@ -506,7 +506,16 @@ async fn metadata(State((state, _)): State<Ctx>, request: Request) -> Answer<Met
             .api
             .arns
             .mint(ResourceKind::VirtualMachine, &mut rand::thread_rng());
+        let mapped: Tags = vm
+            .aws_tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect();
+        let mapped_keys: Vec<String> = mapped.keys().cloned().collect();
+        // The keys the previous sync mapped, read inside the same transaction.
+        let previous = std::cell::RefCell::new(Vec::new());
         let record = store.upsert_vm(hv, &vm.instance_uuid, &new_arn, |r| {
+            *previous.borrow_mut() = r.mapped_tag_keys.clone();
             r.name = vm.name.clone();
             r.path = Some(vm.path.clone());
             r.host_name = Some(vm.host_name.clone());
@@ -519,21 +528,26 @@ async fn metadata(State((state, _)): State<Ctx>, request: Request) -> Answer<Met
                     description: (!t.description.is_empty()).then(|| t.description.clone()),
                 })
                 .collect();
+            r.mapped_tag_keys = mapped_keys.clone();
         })?;
-        if !vm.aws_tags.is_empty() {
-            let tags: Tags = vm
-                .aws_tags
-                .iter()
-                .map(|t| (t.key.clone(), t.value.clone()))
-                .collect();
-            store.tag_resource(&record.arn, &tags, 50)?;
+        // A VMware tag detached (or a mapping removed) takes its AWS tag away too.
+        let stale: Vec<String> = previous
+            .into_inner()
+            .into_iter()
+            .filter(|k| !mapped.contains_key(k))
+            .collect();
+        if !stale.is_empty() {
+            store.untag_resource(&record.arn, &stale)?;
+        }
+        if !mapped.is_empty() {
+            store.tag_resource(&record.arn, &mapped, 50)?;
         }
     }
     for uuid in &batch.removed {
         store.delete_vm_by_uuid(hv, uuid)?;
     }
     let uuids: Vec<String> = batch.vms.iter().map(|v| v.instance_uuid.clone()).collect();
-    if batch.sync_id != "watch" {
+    if !batch.is_watch() {
         store.sync_seen(&batch.sync_id, &uuids)?;
     }
     if let Some(outcome) = &batch.complete {

@@ -39,8 +39,10 @@ impl Store {
 
     /// Creates a gateway, consuming `activation_key` in the same transaction.
     ///
-    /// An unknown, expired or already used key is `StoreError::Invalid` (the API reports it as
-    /// a `ValidationException`, the only client error `CreateGateway` declares).
+    /// An unknown or expired key is `StoreError::Invalid` (`ValidationException`); a key that
+    /// already activated a gateway is `StoreError::Conflict` (`ConflictException`, HTTP 409). The
+    /// model declares no conflict for `CreateGateway`, but the SDKs parse any modelled-elsewhere
+    /// error code into their generic client error, and a reused key is a conflict with state.
     pub fn create_gateway(
         &self,
         activation_key: &str,
@@ -55,7 +57,7 @@ impl Store {
                 )));
             };
             if let KeyState::Consumed { gateway_arn } = &key.state {
-                return abort(StoreError::Invalid(format!(
+                return abort(StoreError::Conflict(format!(
                     "activation key {activation_key} was already used to activate {gateway_arn}; \
                      a key activates one gateway once"
                 )));
@@ -290,6 +292,7 @@ impl Store {
                 host_name: None,
                 last_backup: None,
                 vmware_tags: Vec::new(),
+                mapped_tag_keys: Vec::new(),
             });
             change(&mut vm);
             tx.vm_index

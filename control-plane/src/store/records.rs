@@ -152,6 +152,10 @@ pub struct VmRecord {
     pub last_backup: Option<DateTime<Utc>>,
     #[serde(default)]
     pub vmware_tags: Vec<VmwareTag>,
+    /// The AWS tag keys the last metadata sync derived from VMware tags through the
+    /// hypervisor's property mappings; a key no longer derived is removed from the VM.
+    #[serde(default)]
+    pub mapped_tag_keys: Vec<String>,
 }
 
 /// Lifecycle of a one-time activation key.

@@ -62,7 +62,7 @@ fn activation_key_is_consumed_once_and_expires() {
         .create_gateway("K1", now(), &gateway(1), &Tags::new())
         .unwrap();
     let again = store.create_gateway("K1", now(), &gateway(2), &Tags::new());
-    assert!(matches!(again, Err(StoreError::Invalid(m)) if m.contains("already used")));
+    assert!(matches!(again, Err(StoreError::Conflict(m)) if m.contains("already used")));
     key(&store, "K2");
     let late = store.create_gateway(
         "K2",

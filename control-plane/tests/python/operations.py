@@ -328,8 +328,8 @@ def delete_gateway_op():
 def consumed_key_refused():
     expect_error(
         lambda: c.create_gateway(ActivationKey=state["key"], GatewayDisplayName="again", GatewayType="BACKUP_VM"),
-        "ValidationException",
-        mentions=["activation key"],
+        "ConflictException",
+        mentions=["activation key", "already used"],
     )
 
 

@@ -80,7 +80,7 @@ def verify():
         eq(now[key], saved["data"][key], key + " after restart")
     expect_error(lambda: c.get_gateway(GatewayArn=arns["gone"]), "ResourceNotFoundException")
     expect_error(lambda: c.create_gateway(ActivationKey=arns["used_key"], GatewayDisplayName="again",
-                                          GatewayType="BACKUP_VM"), "ValidationException", ["activation key"])
+                                          GatewayType="BACKUP_VM"), "ConflictException", ["activation key", "already used"])
     arn = c.create_gateway(ActivationKey=arns["unused_key"], GatewayDisplayName=unique_name("after-restart"),
                            GatewayType="BACKUP_VM")["GatewayArn"]
     true(arn not in (arns["gw"], arns["spare_gw"], arns["gone"]), "a new ARN after restart")

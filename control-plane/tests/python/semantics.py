@@ -146,8 +146,8 @@ def key_used_twice():
     c.create_gateway(ActivationKey=key, GatewayDisplayName=unique_name("gw"), GatewayType="BACKUP_VM")
     expect_error(
         lambda: c.create_gateway(ActivationKey=key, GatewayDisplayName=unique_name("gw"), GatewayType="BACKUP_VM"),
-        "ValidationException",
-        ["activation key"],
+        "ConflictException",
+        ["activation key", "already used"],
     )
 
 
