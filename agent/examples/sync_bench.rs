@@ -172,6 +172,9 @@ async fn main() -> Result<(), BoxError> {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // Activated, no hypervisor yet: the agent's floor.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let activated_rss = proc_field(pid, "VmRSS:");
     let host = vc.host_port();
     let hv = aws(
         &cloud,
@@ -216,8 +219,11 @@ print(len(c.list_virtual_machines(HypervisorArn="{hv}", MaxResults=1000)["Virtua
 "#
     );
     boto(&cloud, &wait_sync)?;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Idle: 30 s after the sync, once the upload and the change watch's first listing are over.
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let idle_rss = proc_field(pid, "VmRSS:");
+    let idle_anon = proc_field(pid, "RssAnon:");
+    let idle_file = proc_field(pid, "RssFile:");
     let c0 = cpu_ticks(pid);
     let idle_window = Duration::from_secs(30);
     tokio::time::sleep(idle_window).await;
@@ -327,7 +333,16 @@ print(time.time() - t)
         );
         println!("rename visible in GetVirtualMachine: {rename_secs:.2} s");
     }
-    println!("agent RSS idle: {:.1} MB", idle_rss as f64 / 1024.0);
+    println!(
+        "agent RSS activated, before any hypervisor: {:.1} MB",
+        activated_rss as f64 / 1024.0
+    );
+    println!(
+        "agent RSS idle: {:.1} MB (anonymous {:.1} MB, file-backed {:.1} MB)",
+        idle_rss as f64 / 1024.0,
+        idle_anon as f64 / 1024.0,
+        idle_file as f64 / 1024.0
+    );
     println!(
         "agent RSS peak during the sync: {:.1} MB",
         peak.load(Ordering::Relaxed) as f64 / 1024.0

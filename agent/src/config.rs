@@ -36,6 +36,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub admin: AdminConfig,
     pub metrics: MetricsConfig,
+    pub vcenter: VcenterConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +57,16 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+}
+
+/// How often the agent looks at vCenter beyond its change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcenterConfig {
+    /// A full metadata sync runs this long after the previous one.
+    pub sync_interval: Duration,
+    /// VMware tag attachments are compared this often (a few calls for all VMs; tags are not
+    /// in vCenter's change feed); a difference starts a full sync.
+    pub tag_check_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +90,15 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    vcenter: RawVcenter,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVcenter {
+    sync_interval: Option<String>,
+    tag_check_interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -217,7 +237,37 @@ impl Config {
                 DEFAULT_METRICS_LISTEN,
             )?),
         };
+        let duration = |key: &str, value: Option<String>, default: &str, min: u64, max: u64| {
+            let text = value.unwrap_or_else(|| default.to_string());
+            let d = humantime::parse_duration(&text)
+                .map_err(|e| invalid(format!("{key} {text:?}: {e} (e.g. \"{default}\")")))?;
+            if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
+                return Err(invalid(format!(
+                    "{key} {text:?}: must be between {} and {}",
+                    humantime::format_duration(Duration::from_secs(min)),
+                    humantime::format_duration(Duration::from_secs(max))
+                )));
+            }
+            Ok(d)
+        };
+        let vcenter = VcenterConfig {
+            sync_interval: duration(
+                "vcenter.sync_interval",
+                raw.vcenter.sync_interval,
+                "1h",
+                60,
+                7 * 86400,
+            )?,
+            tag_check_interval: duration(
+                "vcenter.tag_check_interval",
+                raw.vcenter.tag_check_interval,
+                "5m",
+                1,
+                86400,
+            )?,
+        };
         Ok(Config {
+            vcenter,
             cloud: CloudConfig {
                 endpoint,
                 region,
@@ -257,6 +307,14 @@ mod tests {
         assert_eq!(c.gateway.timezone, chrono_tz::UTC);
         assert_eq!(c.gateway.state_dir, PathBuf::from("/var/lib/bgw-agent"));
         assert_eq!(c.metrics.listen.unwrap().to_string(), "127.0.0.1:9470");
+        assert_eq!(c.vcenter.sync_interval, Duration::from_secs(3600));
+        assert_eq!(c.vcenter.tag_check_interval, Duration::from_secs(300));
+        let c = parse(&format!(
+            "{MINIMAL}[vcenter]\nsync_interval = \"6h\"\ntag_check_interval = \"30s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.vcenter.sync_interval, Duration::from_secs(6 * 3600));
+        assert_eq!(c.vcenter.tag_check_interval, Duration::from_secs(30));
     }
 
     #[test]
@@ -283,6 +341,14 @@ mod tests {
                 "gateway.activation_listen",
             ),
             ("[admin]\nlisten = \"0.0.0.0:1\"\n", "admin.listen"),
+            (
+                "[vcenter]\nsync_interval = \"10s\"\n",
+                "vcenter.sync_interval",
+            ),
+            (
+                "[vcenter]\ntag_check_interval = \"often\"\n",
+                "vcenter.tag_check_interval",
+            ),
         ] {
             let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");

@@ -40,7 +40,13 @@ impl Default for Components {
 
 /// Runs the agent until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    run_with(config, Components::default(), shutdown).await
+    let components = Components {
+        hypervisor: Arc::new(VcenterLink::new(
+            crate::vcenter_link::LinkOptions::from_config(&config.vcenter),
+        )),
+        ..Components::default()
+    };
+    run_with(config, components, shutdown).await
 }
 
 pub async fn run_with(
@@ -119,6 +125,7 @@ pub async fn run_with(
 
     tracker.spawn(activation.clone().run_waiter(shutdown.clone()));
     tracker.spawn(crate::bandwidth::run(rt.clone(), shutdown.clone()));
+    tracker.spawn(crate::memory::trim_periodically(shutdown.clone()));
     {
         let (rt, cloud, shutdown, tracker2) =
             (rt.clone(), cloud.clone(), shutdown.clone(), tracker.clone());

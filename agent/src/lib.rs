@@ -27,6 +27,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod host;
 pub mod hypervisor;
+pub mod memory;
 pub mod metrics;
 pub mod outbox;
 pub mod runtime;

@@ -109,7 +109,7 @@ impl Store {
             .path(&db_path)
             .mode(sled::Mode::HighThroughput)
             // The agent's state is small: a small page cache keeps the idle footprint low.
-            .cache_capacity(8 * 1024 * 1024)
+            .cache_capacity(2 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()
             .map_err(|e| {

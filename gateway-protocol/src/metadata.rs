@@ -34,7 +34,7 @@ impl MetadataBatch {
 }
 
 /// One VM as the cloud stores it. `instance_uuid` is its identity across renames and moves.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VmRecord {
     pub instance_uuid: String,
@@ -50,7 +50,7 @@ pub struct VmRecord {
     pub aws_tags: Vec<AwsTag>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VmwareTag {
     pub category: String,
@@ -59,7 +59,7 @@ pub struct VmwareTag {
     pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AwsTag {
     pub key: String,

@@ -126,14 +126,14 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
         .list_attached_tags(std::slice::from_ref(&vm_ref))
         .await
         .unwrap();
-    let mut detached = false;
+    let mut prod = None;
     for id in &attached[&vm_ref] {
         if tagging.get_tag(id).await.unwrap().name == "prod" {
             tagging.detach_tag(id, &vm_ref).await.unwrap();
-            detached = true;
+            prod = Some(id.clone());
         }
     }
-    assert!(detached, "env/prod was attached to {}", real[0].moref);
+    let prod = prod.unwrap_or_else(|| panic!("env/prod was attached to {}", real[0].moref));
     s.aws(&[
         "start-virtual-machines-metadata-sync",
         "--hypervisor-arn",
@@ -158,6 +158,18 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
             .contains("prod"),
         "{detail:#}"
     );
+
+    // Tags are not in vCenter's change feed: the agent's tag check (every 2 s here) notices a
+    // new attachment and syncs without being asked.
+    tagging
+        .attach_tag_to_vms(&prod, &[real[0].moref.as_str()])
+        .await
+        .unwrap();
+    s.wait_hypervisor(&hv, "attached tag mapped without a sync request", |_| {
+        let t = s.aws(&["list-tags-for-resource", "--resource-arn", &arn])["Tags"].to_string();
+        t.contains("environment").then_some(())
+    })
+    .await;
 
     // Removal: the VM leaves ListVirtualMachines.
     let gone = real[2].name.clone();

@@ -276,13 +276,24 @@ impl Client {
         tok: &Token,
         view: &MoRef,
         props: &[(&str, &[&str])],
+        each: impl FnMut(ObjectContent) -> Result<()>,
+    ) -> Result<()> {
+        let spec = soap::view_filter_spec(view, props, "specSet");
+        self.retrieve_spec(tok, &spec, each).await
+    }
+
+    /// `RetrievePropertiesEx` for a `specSet` given as XML, then
+    /// `ContinueRetrievePropertiesEx` while the server returns a token.
+    pub(crate) async fn retrieve_spec(
+        &self,
+        tok: &Token,
+        spec_set: &str,
         mut each: impl FnMut(ObjectContent) -> Result<()>,
     ) -> Result<()> {
         let i = &self.inner;
         let pc = &i.sc.property_collector;
         let args = format!(
-            "{}<options><maxObjects>{}</maxObjects></options>",
-            soap::view_filter_spec(view, props, "specSet"),
+            "{spec_set}<options><maxObjects>{}</maxObjects></options>",
             i.page_size
         );
         let mut resp = self

@@ -74,7 +74,7 @@ impl PowerState {
 }
 
 /// A virtual disk of a VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Disk {
     /// Device key, unique within the VM (e.g. 2000).
     pub key: i32,
@@ -88,7 +88,7 @@ pub struct Disk {
 }
 
 /// A virtual machine as the gateway sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Vm {
     /// Managed object id, e.g. `vm-42`.
     pub moref: String,

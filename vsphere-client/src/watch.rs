@@ -7,8 +7,15 @@
 //! or a lost collector the watch starts over from a full listing and reports
 //! only the differences, so the caller sees a consistent stream of
 //! [`Change::Enter`], [`Change::Modify`] and [`Change::Leave`].
+//!
+//! Between listings the watch keeps only a 64-bit digest of each VM as last
+//! reported (about 100 bytes a VM with its key): the VMs a change names are
+//! read again, all in one call per answer, and a change that leaves the
+//! reported record as it was is not reported.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
@@ -20,7 +27,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::inventory::{RawVm, Topology, Vm, VM_PROPERTIES};
 use crate::session::{is_not_authenticated, Token};
-use crate::soap::{self, MoRef, ObjectContent};
+use crate::soap::{self, MoRef};
 use crate::xml::Node;
 
 /// One change to the set of VMs.
@@ -60,7 +67,7 @@ impl Client {
                     client,
                     tx,
                     cancel,
-                    known: HashMap::new(),
+                    reported: HashMap::new(),
                 };
                 w.run().await;
             }
@@ -76,7 +83,14 @@ struct Watcher {
     client: Client,
     tx: mpsc::Sender<Result<Change>>,
     cancel: CancellationToken,
-    known: HashMap<String, RawVm>,
+    /// Digest of each VM as last reported to the caller, by moref.
+    reported: HashMap<String, u64>,
+}
+
+fn digest(vm: &Vm) -> u64 {
+    let mut h = DefaultHasher::new();
+    vm.hash(&mut h);
+    h.finish()
 }
 
 struct Collector {
@@ -196,55 +210,34 @@ impl Watcher {
                 continue; // the wait timed out with no change
             };
             version = next;
-            // Placement may name a folder, host or datastore created since.
-            let stale = updates.iter().any(|u| match u {
-                Update::Enter(raw) => raw.needs_topology(&topo),
-                Update::Modify { .. } => true,
-                Update::Leave(_) => false,
-            });
-            if stale && initial.is_none() {
-                topo = self.client.topology(&col.tok).await?;
-            }
-            for u in updates {
-                match (&mut initial, u) {
-                    (Some(fresh), Update::Enter(raw)) => {
-                        fresh.insert(raw.moref.clone(), *raw);
-                    }
-                    (Some(fresh), Update::Modify { moref, changes }) => {
-                        let raw = fresh
-                            .entry(moref.clone())
-                            .or_insert_with(|| RawVm::new(&moref));
-                        apply(raw, changes);
-                    }
-                    (Some(fresh), Update::Leave(moref)) => {
-                        fresh.remove(&moref);
-                    }
-                    (None, Update::Enter(raw)) => {
-                        let vm = raw.resolve(&topo);
-                        self.known.insert(raw.moref.clone(), *raw);
-                        self.emit(Change::Enter(vm)).await?;
-                    }
-                    (None, Update::Modify { moref, changes }) => {
-                        let complex = changes
-                            .iter()
-                            .any(|(p, _, _)| !VM_PROPERTIES.contains(&p.as_str()));
-                        let raw = if complex || !self.known.contains_key(&moref) {
-                            // A change below a requested property: read the VM again.
-                            self.fetch_vm(col, &moref).await?
-                        } else {
-                            let mut raw = self.known.remove(&moref).expect("checked above");
-                            apply(&mut raw, changes);
-                            raw
-                        };
-                        let vm = raw.resolve(&topo);
-                        self.known.insert(moref, raw);
-                        self.emit(Change::Modify(vm)).await?;
-                    }
-                    (None, Update::Leave(moref)) => {
-                        self.known.remove(&moref);
-                        self.emit(Change::Leave { moref }).await?;
+            if let Some(fresh) = &mut initial {
+                for u in updates {
+                    match u {
+                        Update::Enter(raw) => {
+                            fresh.insert(raw.moref.clone(), *raw);
+                        }
+                        Update::Modify { moref, changes } => {
+                            let raw = fresh
+                                .entry(moref.clone())
+                                .or_insert_with(|| RawVm::new(&moref));
+                            apply(raw, changes);
+                        }
+                        Update::Leave(moref) => {
+                            fresh.remove(&moref);
+                        }
                     }
                 }
+            } else {
+                // Placement may name a folder, host or datastore created since.
+                let stale = updates.iter().any(|u| match u {
+                    Update::Enter(raw) => raw.needs_topology(&topo),
+                    Update::Modify { .. } => true,
+                    Update::Leave(_) => false,
+                });
+                if stale {
+                    topo = self.client.topology(&col.tok).await?;
+                }
+                self.report(col, &topo, updates).await?;
             }
             if truncated {
                 continue; // drain the rest of this version at once
@@ -258,28 +251,72 @@ impl Watcher {
         }
     }
 
+    /// Reports one answer's updates. The modified VMs are read again in one
+    /// call: only their digests are kept, and a change may lie below a
+    /// requested property.
+    async fn report(
+        &mut self,
+        col: &Collector,
+        topo: &Topology,
+        updates: Vec<Update>,
+    ) -> Result<()> {
+        let modified: Vec<&str> = updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Modify { moref, .. } => Some(moref.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut current = self.fetch_vms(col, &modified).await?;
+        for u in updates {
+            match u {
+                Update::Enter(raw) => {
+                    let vm = raw.resolve(topo);
+                    self.reported.insert(raw.moref.clone(), digest(&vm));
+                    self.emit(Change::Enter(vm)).await?;
+                }
+                Update::Modify { moref, .. } => {
+                    // Gone since (its leave follows), or already reported from this answer.
+                    let Some(raw) = current.remove(&moref) else {
+                        continue;
+                    };
+                    let vm = raw.resolve(topo);
+                    let d = digest(&vm);
+                    if self.reported.insert(moref, d) != Some(d) {
+                        self.emit(Change::Modify(vm)).await?;
+                    }
+                }
+                Update::Leave(moref) => {
+                    self.reported.remove(&moref);
+                    self.emit(Change::Leave { moref }).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// After a full listing: report what differs from what the caller knows.
     async fn reconcile(&mut self, fresh: HashMap<String, RawVm>, topo: &Topology) -> Result<()> {
         let gone: Vec<String> = self
-            .known
+            .reported
             .keys()
             .filter(|k| !fresh.contains_key(*k))
             .cloned()
             .collect();
         for moref in gone {
-            self.known.remove(&moref);
+            self.reported.remove(&moref);
             self.emit(Change::Leave { moref }).await?;
         }
         let mut entries: Vec<_> = fresh.into_iter().collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         for (moref, raw) in entries {
             let vm = raw.resolve(topo);
-            match self.known.get(&moref) {
+            let d = digest(&vm);
+            match self.reported.insert(moref, d) {
                 None => self.emit(Change::Enter(vm)).await?,
-                Some(old) if old.resolve(topo) != vm => self.emit(Change::Modify(vm)).await?,
+                Some(old) if old != d => self.emit(Change::Modify(vm)).await?,
                 Some(_) => {}
             }
-            self.known.insert(moref, raw);
         }
         Ok(())
     }
@@ -288,36 +325,52 @@ impl Watcher {
         self.tx.send(Ok(change)).await.map_err(|_| Error::Cancelled)
     }
 
-    async fn fetch_vm(&self, col: &Collector, moref: &str) -> Result<RawVm> {
-        let c = &self.client;
+    /// The current properties of `morefs` (those that still exist), in one
+    /// `RetrievePropertiesEx` (continued while the server pages).
+    async fn fetch_vms(&self, col: &Collector, morefs: &[&str]) -> Result<HashMap<String, RawVm>> {
+        let mut out = HashMap::new();
+        if morefs.is_empty() {
+            return Ok(out);
+        }
         let mut spec =
             String::from("<specSet><propSet><type>VirtualMachine</type><all>false</all>");
         for p in VM_PROPERTIES {
             spec.push_str(&format!("<pathSet>{p}</pathSet>"));
         }
-        spec.push_str(&format!(
-            "</propSet><objectSet>{}<skip>false</skip></objectSet></specSet><options/>",
-            MoRef::new("VirtualMachine", moref).xml("obj")
-        ));
-        let resp = c
-            .call_with(
-                &col.tok,
-                soap::call(
-                    "RetrievePropertiesEx",
-                    &c.inner.sc.property_collector,
-                    &spec,
-                ),
-            )
-            .await?;
-        let obj = resp
-            .child("returnval")
-            .and_then(|rv| rv.child("objects"))
-            .cloned()
-            .ok_or_else(|| Error::NotFound {
-                object: format!("VirtualMachine {moref}"),
-                message: "disappeared while being read".into(),
-            })?;
-        Ok(RawVm::from_object(&ObjectContent::from_objects(obj)?))
+        spec.push_str("</propSet>");
+        let mut unique: Vec<&str> = morefs.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        for moref in unique {
+            spec.push_str(&format!(
+                "<objectSet>{}<skip>false</skip></objectSet>",
+                MoRef::new("VirtualMachine", moref).xml("obj")
+            ));
+        }
+        spec.push_str(
+            "<reportMissingObjectsInResults>false</reportMissingObjectsInResults></specSet>",
+        );
+        let res = self
+            .client
+            .retrieve_spec(&col.tok, &spec, |o| {
+                let raw = RawVm::from_object(&o);
+                out.insert(raw.moref.clone(), raw);
+                Ok(())
+            })
+            .await;
+        match res {
+            Ok(()) => Ok(out),
+            // One of them went away while being read: read them one by one.
+            Err(Error::NotFound { .. }) if morefs.len() > 1 => {
+                let mut out = HashMap::new();
+                for moref in morefs {
+                    out.extend(Box::pin(self.fetch_vms(col, &[moref])).await?);
+                }
+                Ok(out)
+            }
+            Err(Error::NotFound { .. }) => Ok(out),
+            Err(e) => Err(e),
+        }
     }
 
     /// One `WaitForUpdatesEx`: the updates, the new version (None when the

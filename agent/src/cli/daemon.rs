@@ -62,6 +62,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 }
 
 pub fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
+    crate::memory::limit_arenas();
     init_tracing();
     let config = load(&args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

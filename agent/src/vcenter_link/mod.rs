@@ -25,6 +25,7 @@
 //! ```
 
 pub mod diagnose;
+pub mod known;
 pub mod records;
 pub mod session;
 pub mod sync;
@@ -61,8 +62,22 @@ pub struct LinkOptions {
     pub keepalive: Duration,
     /// Changes arriving within this time are uploaded together.
     pub watch_debounce: Duration,
+    /// Tag attachments are compared with what was uploaded this often; tags are not in
+    /// vCenter's change feed.
+    pub tag_check: Duration,
     /// Longest wait between reconnection attempts.
     pub reconnect_max: Duration,
+}
+
+impl LinkOptions {
+    /// The defaults with the intervals of the `[vcenter]` configuration section.
+    pub fn from_config(c: &crate::config::VcenterConfig) -> Self {
+        Self {
+            periodic_sync: c.sync_interval,
+            tag_check: c.tag_check_interval,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for LinkOptions {
@@ -73,6 +88,7 @@ impl Default for LinkOptions {
             periodic_sync: Duration::from_secs(3600),
             keepalive: Duration::from_secs(15),
             watch_debounce: Duration::from_millis(250),
+            tag_check: Duration::from_secs(300),
             reconnect_max: Duration::from_secs(30),
         }
     }

@@ -170,6 +170,7 @@ async fn connected(
     let mut keepalive = tokio::time::interval_at(Instant::now() + opts.keepalive, opts.keepalive);
     let mut periodic =
         tokio::time::interval_at(Instant::now() + opts.periodic_sync, opts.periodic_sync);
+    let mut tag_check = tokio::time::interval_at(Instant::now() + opts.tag_check, opts.tag_check);
     let mut pending: Vec<Change> = Vec::new();
     let mut flush_at: Option<Instant> = None;
     loop {
@@ -186,6 +187,15 @@ async fn connected(
                 tracing::info!("periodic metadata sync");
                 sync::full_sync(ctx, client, known).await;
             }
+            _ = tag_check.tick() => match sync::tags_changed(client, known).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(vms = n, "VMware tags changed; syncing");
+                    sync::full_sync(ctx, client, known).await;
+                    periodic.reset();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot compare VMware tags"),
+            },
             _ = keepalive.tick() => {
                 if let Err(e) = client.keepalive().await {
                     return Ended::Lost(e);

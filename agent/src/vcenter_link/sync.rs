@@ -6,7 +6,6 @@
 //! VMs the sync did not mention. A sync that cannot list the VMs reports `FAILED` with the
 //! reason and uploads nothing, so the cloud keeps what it had.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use bgw_protocol::metadata::{MetadataBatch, SyncOutcome, SyncStatusReport, VmRecord};
@@ -17,9 +16,7 @@ use super::Ctx;
 use crate::runtime::SyncSummary;
 use crate::state::OutboxItem;
 
-/// The last record uploaded for each VM, by moref: the change watch compares against it and
-/// re-uses its tags.
-pub type Known = HashMap<String, VmRecord>;
+pub use super::known::Known;
 
 /// Runs one full sync and returns the outcome it reported.
 #[tracing::instrument(skip_all, fields(hypervisor = %ctx.hv.hypervisor_arn, sync = tracing::field::Empty))]
@@ -63,21 +60,15 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
                 &ctx.hv.property_mappings,
                 &mut problems,
             ),
-            None => {
-                let previous = known.get(&vm.moref);
-                records::vm_record(vm, &[], &ctx.hv.property_mappings, &mut problems).map(
-                    |mut r| {
-                        if let Some(p) = previous {
-                            r.vmware_tags = p.vmware_tags.clone();
-                            r.aws_tags = p.aws_tags.clone();
-                        }
-                        r
-                    },
-                )
-            }
+            None => records::vm_record(
+                vm,
+                &known.tags(&vm.moref),
+                &ctx.hv.property_mappings,
+                &mut problems,
+            ),
         };
         if let Some(r) = record {
-            next_known.insert(vm.moref.clone(), r.clone());
+            next_known.insert(&vm.moref, &r);
             records.push(r);
         }
     }
@@ -111,7 +102,22 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
         "metadata sync queued for upload"
     );
     finish(ctx, status, message, Some(count as u64), started);
+    crate::memory::release_free();
     outcome
+}
+
+/// How many VMs have VMware tags other than those last uploaded: one batched read of the
+/// attachments of every known VM (vCenter's change feed does not carry tags).
+pub async fn tags_changed(client: &Client, known: &Known) -> vsphere_client::Result<usize> {
+    if known.is_empty() {
+        return Ok(0);
+    }
+    let morefs = known.morefs();
+    let tags = client.tags_for(&morefs).await?;
+    Ok(morefs
+        .iter()
+        .filter(|m| !known.same_tags(m, &tags.of_vm(m)))
+        .count())
 }
 
 /// Queues the records in batches; the last one carries the outcome. Durable once this returns.

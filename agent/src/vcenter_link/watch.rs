@@ -52,32 +52,21 @@ pub fn delta(
     }
     let mut out = Delta::default();
     for (moref, vm) in latest {
-        match (vm, known.get(&moref)) {
-            (None, Some(prev)) => out.removed.push((moref, prev.instance_uuid.clone())),
+        match (vm, known.instance_uuid(&moref)) {
+            (None, Some(uuid)) => out.removed.push((moref, uuid.to_string())),
             (None, None) => {}
             (Some(vm), None) => out.added.push(vm),
-            (Some(vm), Some(prev)) => {
-                let same_identity =
-                    vm.instance_uuid.as_deref() == Some(prev.instance_uuid.as_str());
-                if !same_identity {
+            (Some(vm), Some(uuid)) => {
+                if vm.instance_uuid.as_deref() != Some(uuid) {
                     // A different VM under a recycled moref: treat as new.
-                    out.removed
-                        .push((moref.clone(), prev.instance_uuid.clone()));
+                    out.removed.push((moref.clone(), uuid.to_string()));
                     out.added.push(vm);
                     continue;
                 }
                 let mut problems: Vec<Problem> = Vec::new();
-                let tags: Vec<vsphere_client::AttachedTag> = prev
-                    .vmware_tags
-                    .iter()
-                    .map(|t| vsphere_client::AttachedTag {
-                        category: t.category.clone(),
-                        name: t.name.clone(),
-                        description: t.description.clone(),
-                    })
-                    .collect();
+                let tags = known.tags(&moref);
                 if let Some(record) = records::vm_record(&vm, &tags, ctx_mappings, &mut problems) {
-                    if &record != prev {
+                    if !known.is_current(&moref, &record) {
                         out.updated.push((moref, record));
                     }
                 }
@@ -144,7 +133,7 @@ pub async fn push(
     for (moref, _) in &delta.removed {
         known.remove(moref);
     }
-    for (moref, r) in vms {
+    for (moref, r) in &vms {
         known.insert(moref, r);
     }
     tracing::info!(changed = count, "VM changes queued for upload");
@@ -176,18 +165,18 @@ mod tests {
     }
 
     fn known_of(vms: &[Vm]) -> Known {
-        vms.iter()
-            .map(|v| {
-                let mut p = vec![];
-                let mut r = records::vm_record(v, &[], &[], &mut p).unwrap();
-                r.vmware_tags.push(VmwareTag {
-                    category: "env".into(),
-                    name: "prod".into(),
-                    description: String::new(),
-                });
-                (v.moref.clone(), r)
-            })
-            .collect()
+        let mut known = Known::new();
+        for v in vms {
+            let mut p = vec![];
+            let mut r = records::vm_record(v, &[], &[], &mut p).unwrap();
+            r.vmware_tags.push(VmwareTag {
+                category: "env".into(),
+                name: "prod".into(),
+                description: String::new(),
+            });
+            known.insert(&v.moref, &r);
+        }
+        known
     }
 
     #[test]

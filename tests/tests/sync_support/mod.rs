@@ -105,7 +105,8 @@ impl Setup {
                 "[cloud]\nendpoint = \"{}\"\nregion = \"{}\"\nca_file = \"{}\"\n\n\
                  [gateway]\nstate_dir = \"{}\"\ntimezone = \"Europe/Paris\"\n\
                  activation_listen = \"127.0.0.1:0\"\nheartbeat_interval = \"1s\"\n\n\
-                 [admin]\nlisten = \"127.0.0.1:0\"\n\n[metrics]\nlisten = \"off\"\n",
+                 [admin]\nlisten = \"127.0.0.1:0\"\n\n[metrics]\nlisten = \"off\"\n\n\
+                 [vcenter]\ntag_check_interval = \"2s\"\n",
                 cloud.endpoint(),
                 cloud.region(),
                 cloud.ca_file().display(),
