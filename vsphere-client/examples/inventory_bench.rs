@@ -62,49 +62,99 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.elapsed()
     );
 
-    // The listing, in a fresh process.
-    let out = Command::new(std::env::current_exe()?)
-        .env("BENCH_CHILD", "1")
-        .env("BENCH_HOST", vc.host_port())
-        .env("BENCH_USER", vc.username())
-        .env("BENCH_PASS", vc.password())
-        .env("BENCH_THUMBPRINT", vc.thumbprint_sha256())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("listing failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-
-    // pyvmomi, five plain properties, same VMs, same run.
+    // Alternate rounds: the listing in a fresh process, then pyvmomi, so that neither gets a
+    // simulator warmed up by the other only. The first round includes the simulator's
+    // cold start for the listing.
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
     let venv = std::env::var("BGW_VENV")
         .unwrap_or_else(|_| format!("{}/../.tools/venv", env!("CARGO_MANIFEST_DIR")));
     let script = format!("{}/bench/pyvmomi_fetch.py", env!("CARGO_MANIFEST_DIR"));
     let addr = vc.addr();
-    let py = Command::new(format!("{venv}/bin/python"))
-        .arg(&script)
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string())
-        .arg(vc.username())
-        .arg(vc.password())
-        .arg(vc.ca_file())
-        .output();
-    match py {
-        Ok(o) if o.status.success() => {
-            let text = String::from_utf8_lossy(&o.stdout);
-            let mut parts = text.split_whitespace();
-            let n = parts.next().unwrap_or("?");
-            let secs = parts.next().unwrap_or("?");
-            println!("pyvmomi (5 plain properties): {n} VMs in {secs} s");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        println!("round {round}:");
+        let out = Command::new(std::env::current_exe()?)
+            .env("BENCH_CHILD", "1")
+            .env("BENCH_HOST", vc.host_port())
+            .env("BENCH_USER", vc.username())
+            .env("BENCH_PASS", vc.password())
+            .env("BENCH_THUMBPRINT", vc.thumbprint_sha256())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("listing failed: {}", String::from_utf8_lossy(&out.stderr)).into());
         }
-        Ok(o) => println!(
-            "pyvmomi failed (install it with scripts/lib/tools.sh ensure_venvs): {}",
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        ),
-        Err(e) => println!("pyvmomi not run ({venv}/bin/python: {e})"),
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        if let Some(secs) = text
+            .split(" in ")
+            .nth(1)
+            .and_then(|r| r.split(" s,").next())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            ours.push(secs);
+        }
+
+        // pyvmomi, five plain properties, same VMs, same run.
+        let py = Command::new(format!("{venv}/bin/python"))
+            .arg(&script)
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .arg(vc.username())
+            .arg(vc.password())
+            .arg(vc.ca_file())
+            .output();
+        match py {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                let mut parts = text.split_whitespace();
+                let n = parts.next().unwrap_or("?");
+                let secs = parts.next().unwrap_or("?");
+                println!("pyvmomi (5 plain properties): {n} VMs in {secs} s");
+                if let Ok(v) = secs.parse::<f64>() {
+                    theirs.push(v);
+                }
+            }
+            Ok(o) => println!(
+                "pyvmomi failed (install it with scripts/lib/tools.sh ensure_venvs): {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            ),
+            Err(e) => println!("pyvmomi not run ({venv}/bin/python: {e})"),
+        }
+    }
+    // The same property list through pyvmomi, once, on request (it takes minutes).
+    if std::env::var("BENCH_PYVMOMI_FULL").is_ok_and(|v| v == "1") {
+        let o = Command::new(format!("{venv}/bin/python"))
+            .arg(&script)
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .arg(vc.username())
+            .arg(vc.password())
+            .arg(vc.ca_file())
+            .arg("full")
+            .output()?;
+        let text = String::from_utf8_lossy(&o.stdout);
+        let mut parts = text.split_whitespace();
+        println!(
+            "pyvmomi (the listing's own property list, with devices): {} VMs in {} s",
+            parts.next().unwrap_or("?"),
+            parts.next().unwrap_or("?")
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied()
+    };
+    if let (Some(a), Some(b)) = (median(&mut ours), median(&mut theirs)) {
+        println!(
+            "median of {rounds} rounds: vsphere-client {a:.3} s (listing with tags), pyvmomi {b:.3} s (5 plain properties)"
+        );
     }
     soap.logout().await?;
     Ok(())
