@@ -1,7 +1,7 @@
 """Reference point for the inventory benchmark: pyvmomi fetching five plain
 properties of every VM with one container view and RetrievePropertiesEx paging.
 
-usage: pyvmomi_fetch.py HOST PORT USER PASSWORD CA_FILE [full]
+usage: pyvmomi_fetch.py HOST PORT USER PASSWORD CA_FILE [plain|full]
 prints: VMS SECONDS (login included)
 
 With "full", it fetches the property list vsphere-client's listing uses

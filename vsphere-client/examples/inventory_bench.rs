@@ -73,6 +73,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| format!("{}/../.tools/venv", env!("CARGO_MANIFEST_DIR")));
     let script = format!("{}/bench/pyvmomi_fetch.py", env!("CARGO_MANIFEST_DIR"));
     let addr = vc.addr();
+    let pyvmomi = |properties: &str| {
+        Command::new(format!("{venv}/bin/python"))
+            .arg(&script)
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .arg(vc.username())
+            .arg(vc.password())
+            .arg(vc.ca_file())
+            .arg(properties)
+            .output()
+    };
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         println!("round {round}:");
@@ -99,15 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
 
         // pyvmomi, five plain properties, same VMs, same run.
-        let py = Command::new(format!("{venv}/bin/python"))
-            .arg(&script)
-            .arg(addr.ip().to_string())
-            .arg(addr.port().to_string())
-            .arg(vc.username())
-            .arg(vc.password())
-            .arg(vc.ca_file())
-            .output();
-        match py {
+        match pyvmomi("plain") {
             Ok(o) if o.status.success() => {
                 let text = String::from_utf8_lossy(&o.stdout);
                 let mut parts = text.split_whitespace();
@@ -130,15 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The same property list through pyvmomi, once, on request (it takes minutes).
     if std::env::var("BENCH_PYVMOMI_FULL").is_ok_and(|v| v == "1") {
-        let o = Command::new(format!("{venv}/bin/python"))
-            .arg(&script)
-            .arg(addr.ip().to_string())
-            .arg(addr.port().to_string())
-            .arg(vc.username())
-            .arg(vc.password())
-            .arg(vc.ca_file())
-            .arg("full")
-            .output()?;
+        let o = pyvmomi("full")?;
         let text = String::from_utf8_lossy(&o.stdout);
         let mut parts = text.split_whitespace();
         println!(
