@@ -124,3 +124,51 @@ async fn a_skewed_gateway_clock_is_corrected_from_the_cloud_answer() {
     stop.cancel();
     serving.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_activation_calls_are_rate_limited_per_address() {
+    let data = tempfile::tempdir().unwrap();
+    let server = bgw_cloud::server::bind(bgw_cloud::ServeConfig::new(
+        "127.0.0.1:0",
+        data.path().join("cloud"),
+    ))
+    .await
+    .unwrap();
+    let url = server.url();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server_stop = stop.clone();
+    let serving = tokio::spawn(server.run(async move { server_stop.cancelled().await }));
+    let config = CloudConfig {
+        endpoint: url.parse().unwrap(),
+        region: "us-east-1".into(),
+        ca_file: Some(data.path().join("cloud/tls/cert.pem")),
+    };
+    let client = CloudClient::new(&config, CloudTime::new(Arc::new(SystemClock))).unwrap();
+    let request = ActivationRequest {
+        agent_id: "agent-flood".into(),
+        agent_secret_sha256: "0".repeat(64),
+        agent_version: "test".into(),
+        hostname: "gw".into(),
+        region: "us-east-1".into(),
+        gateway_type: "BACKUP_VM".into(),
+    };
+    let burst = bgw_cloud::server::ACTIVATION_REQUEST_BURST as usize;
+    for i in 0..burst {
+        client
+            .request_activation_key(&request)
+            .await
+            .unwrap_or_else(|e| panic!("request {i} of the burst refused: {e}"));
+    }
+    let refused = client.request_activation_key(&request).await.unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        matches!(
+            refused,
+            bgw_agent::error::Error::CloudRefused { status: 429, .. }
+        ),
+        "{refused:?}"
+    );
+    assert!(text.contains("too many activation requests"), "{text}");
+    stop.cancel();
+    serving.await.unwrap().unwrap();
+}

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     GatewayDeleted,
     /// The object does not exist.
     NotFound,
+    /// Too many requests from this address; retry after backing off.
+    TooManyRequests,
     /// Retry later.
     Unavailable,
     /// A bug in the cloud.
@@ -78,6 +80,7 @@ impl ErrorBody {
             ErrorCode::AccessDenied | ErrorCode::RequestTimeTooSkewed => 403,
             ErrorCode::InvalidActivationKey | ErrorCode::NotFound => 404,
             ErrorCode::ActivationKeyExpired | ErrorCode::GatewayDeleted => 410,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }

@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bgw_protocol::activation::{
     ActivationKeyIssued, ActivationRequest, ActivationStatus, ActivationWait, GatewayCredentials,
 };
@@ -27,7 +27,7 @@ use super::hub::GatewayHub;
 use crate::arn::ResourceKind;
 use crate::secret::Secret;
 use crate::server::routes::{read, Received};
-use crate::server::AppState;
+use crate::server::{AppState, Peer};
 use crate::store::{
     ActivationKeyRecord, GatewayAgent, GatewayCredential, HypervisorState, KeyBinding, KeyState,
     StoreError, SyncStatus, Tags, VmwareTag,
@@ -153,10 +153,26 @@ fn authenticate(state: &AppState, received: &Received) -> Result<GatewayAgent, F
     Ok(agent)
 }
 
+/// Activation calls carry no signature: each client address gets a bounded rate.
+fn activation_allowed(state: &AppState, peer: Peer) -> Result<(), Failure> {
+    if state.activation_throttle.allow(&peer.0.ip().to_string()) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        ErrorCode::TooManyRequests,
+        format!(
+            "too many activation requests from {}; retry in a few seconds",
+            peer.0.ip()
+        ),
+    ))
+}
+
 async fn activation_request(
     State((state, _)): State<Ctx>,
+    Extension(peer): Extension<Peer>,
     request: Request,
 ) -> Answer<ActivationKeyIssued> {
+    activation_allowed(&state, peer)?;
     let received = receive(request).await?;
     let req: ActivationRequest = parse(&received)?;
     if req.region != state.region {
@@ -212,8 +228,10 @@ async fn activation_request(
 
 async fn activation_wait(
     State((state, _)): State<Ctx>,
+    Extension(peer): Extension<Peer>,
     request: Request,
 ) -> Answer<ActivationStatus> {
+    activation_allowed(&state, peer)?;
     let received = receive(request).await?;
     let wait: ActivationWait = parse(&received)?;
     let store = &state.api.store;

@@ -41,13 +41,24 @@ pub use routes::router;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Shared state of all requests.
+/// Unauthenticated activation calls allowed per client address: a gateway makes a few an hour
+/// (one key per 28 minutes, one long-poll at a time).
+pub const ACTIVATION_REQUESTS_PER_MINUTE: u32 = 30;
+pub const ACTIVATION_REQUEST_BURST: u32 = 20;
+
 pub struct AppState {
     pub api: ApiContext,
     pub keys: KeyRing,
     pub region: String,
     pub throttle: Throttle,
+    /// Activation requests and waits per client address (they carry no signature).
+    pub activation_throttle: Throttle,
     pub activation_key_ttl: Duration,
 }
+
+/// The address of the client of a connection, as request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 /// A server bound to its port, not yet serving.
 pub struct Server {
@@ -89,7 +100,7 @@ impl Server {
                     }
                 },
             };
-            let app = app.clone();
+            let app = app.clone().layer(axum::Extension(Peer(peer)));
             let tls = self.tls.clone();
             tracker.spawn(async move {
                 let service = TowerToHyperService::new(app);
@@ -193,6 +204,10 @@ pub async fn bind_with(
         keys,
         region: config.region.clone(),
         throttle: Throttle::new(config.throttle_rps, config.throttle_burst),
+        activation_throttle: Throttle::per_minute(
+            ACTIVATION_REQUESTS_PER_MINUTE,
+            ACTIVATION_REQUEST_BURST,
+        ),
         activation_key_ttl: config.activation_key_ttl,
     });
     tracing::info!(addr = %local_addr, region = %config.region, "bound");
