@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
+use compact_str::CompactString;
+
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -83,8 +85,9 @@ struct Watcher {
     client: Client,
     tx: mpsc::Sender<Result<Change>>,
     cancel: CancellationToken,
-    /// Digest of each VM as last reported to the caller, by moref.
-    reported: HashMap<String, u64>,
+    /// Digest of each VM as last reported to the caller, by moref (held inline: the map is
+    /// long-lived and is filled while a listing's short-lived allocations come and go).
+    reported: HashMap<CompactString, u64>,
 }
 
 fn digest(vm: &Vm) -> u64 {
@@ -272,7 +275,7 @@ impl Watcher {
             match u {
                 Update::Enter(raw) => {
                     let vm = raw.resolve(topo);
-                    self.reported.insert(raw.moref.clone(), digest(&vm));
+                    self.reported.insert(raw.moref.as_str().into(), digest(&vm));
                     self.emit(Change::Enter(vm)).await?;
                 }
                 Update::Modify { moref, .. } => {
@@ -282,12 +285,12 @@ impl Watcher {
                     };
                     let vm = raw.resolve(topo);
                     let d = digest(&vm);
-                    if self.reported.insert(moref, d) != Some(d) {
+                    if self.reported.insert(moref.as_str().into(), d) != Some(d) {
                         self.emit(Change::Modify(vm)).await?;
                     }
                 }
                 Update::Leave(moref) => {
-                    self.reported.remove(&moref);
+                    self.reported.remove(moref.as_str());
                     self.emit(Change::Leave { moref }).await?;
                 }
             }
@@ -300,11 +303,11 @@ impl Watcher {
         let gone: Vec<String> = self
             .reported
             .keys()
-            .filter(|k| !fresh.contains_key(*k))
-            .cloned()
+            .filter(|k| !fresh.contains_key(k.as_str()))
+            .map(|k| k.to_string())
             .collect();
         for moref in gone {
-            self.reported.remove(&moref);
+            self.reported.remove(moref.as_str());
             self.emit(Change::Leave { moref }).await?;
         }
         let mut entries: Vec<_> = fresh.into_iter().collect();
@@ -312,7 +315,7 @@ impl Watcher {
         for (moref, raw) in entries {
             let vm = raw.resolve(topo);
             let d = digest(&vm);
-            match self.reported.insert(moref, d) {
+            match self.reported.insert(moref.as_str().into(), d) {
                 None => self.emit(Change::Enter(vm)).await?,
                 Some(old) if old != d => self.emit(Change::Modify(vm)).await?,
                 Some(_) => {}

@@ -1,15 +1,19 @@
 //! A full metadata sync: list every VM and its tags, apply the property mappings, queue the
 //! records for upload in batches, and report the outcome.
 //!
-//! Status: `RUNNING` is queued first; the last batch carries the final outcome (`SUCCEEDED`,
-//! or `PARTIALLY_FAILED` listing which VMs or tags failed), after which the cloud removes the
-//! VMs the sync did not mention. A sync that cannot list the VMs reports `FAILED` with the
-//! reason and uploads nothing, so the cloud keeps what it had.
+//! The listing is streamed: each page of VMs from vCenter has its tags read (one call), becomes
+//! records and is queued for upload before the next page is handled, so the agent holds about a
+//! page at a time rather than the whole inventory.
+//!
+//! Status: `RUNNING` is queued first; a last (empty) batch carries the final outcome
+//! (`SUCCEEDED`, or `PARTIALLY_FAILED` listing which VMs or tags failed), after which the cloud
+//! removes the VMs the sync did not mention. A sync that cannot list the VMs reports `FAILED`
+//! with the reason; VMs already uploaded by it are updated, none is removed.
 
 use std::time::Instant;
 
 use bgw_protocol::metadata::{MetadataBatch, SyncOutcome, SyncStatusReport, VmRecord};
-use vsphere_client::{Client, Tags};
+use vsphere_client::{Client, Vm};
 
 use super::records::{self, Problem};
 use super::Ctx;
@@ -17,6 +21,19 @@ use crate::runtime::SyncSummary;
 use crate::state::OutboxItem;
 
 pub use super::known::Known;
+
+/// What a sync has done so far.
+struct Progress {
+    sync_id: String,
+    /// Batches queued so far (the next batch's number).
+    batches: u32,
+    vms: usize,
+    problems: Vec<Problem>,
+    notes: Vec<String>,
+    /// Once the tags could not be read, the remaining pages keep the previous tags too.
+    tags_failed: bool,
+    next_known: Known,
+}
 
 /// Runs one full sync and returns the outcome it reported.
 #[tracing::instrument(skip_all, fields(hypervisor = %ctx.hv.hypervisor_arn, sync = tracing::field::Empty))]
@@ -26,70 +43,66 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
     let started = Instant::now();
     report_status(ctx, &sync_id, "RUNNING", None);
 
-    let vms = match client.list_vms().await {
-        Ok(vms) => vms,
-        Err(e) => {
-            let message = format!("cannot list the VMs of {}: {e}", ctx.hv.host);
+    let mut progress = Progress {
+        sync_id: sync_id.clone(),
+        batches: 0,
+        vms: 0,
+        problems: Vec::new(),
+        notes: Vec::new(),
+        tags_failed: false,
+        next_known: Known::with_capacity(known.len()),
+    };
+    let (pages_tx, mut pages) = tokio::sync::mpsc::unbounded_channel::<Vec<Vm>>();
+    let listing = client.inventory(move |page| {
+        let _ = pages_tx.send(page);
+    });
+    let handling = async {
+        while let Some(page) = pages.recv().await {
+            handle_page(ctx, client, known, page, &mut progress).await?;
+        }
+        Ok::<(), crate::Error>(())
+    };
+    let (listed, handled) = tokio::join!(listing, handling);
+
+    let failure = match (listed, handled) {
+        (Err(e), _) => {
             tracing::warn!(error = %e, "metadata sync failed");
-            report_status(ctx, &sync_id, "FAILED", Some(message.clone()));
-            finish(ctx, "FAILED", Some(message.clone()), None, started);
-            return SyncOutcome::Failed { message };
+            Some(format!("cannot list the VMs of {}: {e}", ctx.hv.host))
         }
+        (Ok(_), Err(e)) => Some(format!("cannot queue the metadata for upload: {e}")),
+        (Ok(_), Ok(())) => None,
     };
-    let morefs: Vec<String> = vms.iter().map(|v| v.moref.clone()).collect();
-    let mut notes = Vec::new();
-    let tags: Option<Tags> = match client.tags_for(&morefs).await {
-        Ok(t) => Some(t),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read tags; keeping the tags of the previous sync");
-            notes.push(format!(
-                "tags could not be read ({e}); VMs keep the tags of the previous sync"
-            ));
-            None
-        }
-    };
-
-    let mut problems: Vec<Problem> = Vec::new();
-    let mut next_known = Known::with_capacity(vms.len());
-    let mut records = Vec::with_capacity(vms.len());
-    for vm in &vms {
-        let record = match &tags {
-            Some(t) => records::vm_record(
-                vm,
-                &t.of_vm(&vm.moref),
-                &ctx.hv.property_mappings,
-                &mut problems,
-            ),
-            None => records::vm_record(
-                vm,
-                &known.tags(&vm.moref),
-                &ctx.hv.property_mappings,
-                &mut problems,
-            ),
+    if let Some(message) = failure {
+        let outcome = SyncOutcome::Failed {
+            message: message.clone(),
         };
-        if let Some(r) = record {
-            next_known.insert(&vm.moref, &r);
-            records.push(r);
+        // Close the sync in the cloud: with batches queued, through a last batch (so the
+        // cloud removes nothing); without, through the status report alone.
+        if progress.batches == 0
+            || queue_batch(ctx, &mut progress, Vec::new(), Some(outcome.clone())).is_err()
+        {
+            report_status(ctx, &sync_id, "FAILED", Some(message.clone()));
         }
+        finish(ctx, "FAILED", Some(message), None, started);
+        crate::memory::release_free();
+        return outcome;
     }
-    drop(vms);
-    drop(tags);
 
-    let outcome = if problems.is_empty() && notes.is_empty() {
+    let outcome = if progress.problems.is_empty() && progress.notes.is_empty() {
         SyncOutcome::Succeeded
     } else {
         SyncOutcome::PartiallyFailed {
-            message: records::summarize(&problems, &notes),
+            message: records::summarize(&progress.problems, &progress.notes),
         }
     };
-    let count = records.len();
-    if let Err(e) = queue_batches(ctx, &sync_id, records, outcome.clone()) {
+    if let Err(e) = queue_batch(ctx, &mut progress, Vec::new(), Some(outcome.clone())) {
         let message = format!("cannot queue the metadata for upload: {e}");
         report_status(ctx, &sync_id, "FAILED", Some(message.clone()));
         finish(ctx, "FAILED", Some(message.clone()), None, started);
         return SyncOutcome::Failed { message };
     }
-    *known = next_known;
+    let count = progress.vms;
+    *known = progress.next_known;
     let (status, message) = match &outcome {
         SyncOutcome::Succeeded => ("SUCCEEDED", None),
         SyncOutcome::PartiallyFailed { message } => ("PARTIALLY_FAILED", Some(message.clone())),
@@ -106,6 +119,78 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
     outcome
 }
 
+/// One page of the listing: its tags (one call), its records, queued in batches.
+async fn handle_page(
+    ctx: &Ctx,
+    client: &Client,
+    known: &Known,
+    page: Vec<Vm>,
+    progress: &mut Progress,
+) -> crate::Result<()> {
+    let tags = if progress.tags_failed {
+        None
+    } else {
+        let morefs: Vec<String> = page.iter().map(|v| v.moref.clone()).collect();
+        match client.tags_for(&morefs).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read tags; keeping the tags of the previous sync");
+                progress.notes.push(format!(
+                    "tags could not be read ({e}); VMs keep the tags of the previous sync"
+                ));
+                progress.tags_failed = true;
+                None
+            }
+        }
+    };
+    let mut records = Vec::with_capacity(page.len());
+    for vm in &page {
+        let attached = match &tags {
+            Some(t) => t.of_vm(&vm.moref),
+            None => known.tags(&vm.moref),
+        };
+        if let Some(r) = records::vm_record(
+            vm,
+            &attached,
+            &ctx.hv.property_mappings,
+            &mut progress.problems,
+        ) {
+            progress.next_known.insert(&vm.moref, &r);
+            records.push(r);
+        }
+    }
+    drop(page);
+    progress.vms += records.len();
+    let size = ctx.opts.batch_size.max(1);
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        let vms: Vec<VmRecord> = records.by_ref().take(size).collect();
+        queue_batch(ctx, progress, vms, None)?;
+    }
+    Ok(())
+}
+
+/// Queues one batch of the sync; durable once this returns.
+fn queue_batch(
+    ctx: &Ctx,
+    progress: &mut Progress,
+    vms: Vec<VmRecord>,
+    complete: Option<SyncOutcome>,
+) -> crate::Result<()> {
+    let item = MetadataBatch {
+        hypervisor_arn: ctx.hv.hypervisor_arn.clone(),
+        sync_id: progress.sync_id.clone(),
+        batch: progress.batches,
+        vms,
+        removed: Vec::new(),
+        complete,
+    };
+    ctx.rt.store.push_outbox(&OutboxItem::Metadata(item))?;
+    ctx.rt.outbox_changed.notify_one();
+    progress.batches += 1;
+    Ok(())
+}
+
 /// How many VMs have VMware tags other than those last uploaded: one batched read of the
 /// attachments of every known VM (vCenter's change feed does not carry tags).
 pub async fn tags_changed(client: &Client, known: &Known) -> vsphere_client::Result<usize> {
@@ -118,32 +203,6 @@ pub async fn tags_changed(client: &Client, known: &Known) -> vsphere_client::Res
         .iter()
         .filter(|m| !known.same_tags(m, &tags.of_vm(m)))
         .count())
-}
-
-/// Queues the records in batches; the last one carries the outcome. Durable once this returns.
-fn queue_batches(
-    ctx: &Ctx,
-    sync_id: &str,
-    records: Vec<VmRecord>,
-    outcome: SyncOutcome,
-) -> crate::Result<()> {
-    let size = ctx.opts.batch_size.max(1);
-    let total = records.len().div_ceil(size).max(1);
-    let mut records = records.into_iter();
-    for batch in 0..total {
-        let vms: Vec<VmRecord> = records.by_ref().take(size).collect();
-        let item = MetadataBatch {
-            hypervisor_arn: ctx.hv.hypervisor_arn.clone(),
-            sync_id: sync_id.to_string(),
-            batch: batch as u32,
-            vms,
-            removed: Vec::new(),
-            complete: (batch + 1 == total).then(|| outcome.clone()),
-        };
-        ctx.rt.store.push_outbox(&OutboxItem::Metadata(item))?;
-        ctx.rt.outbox_changed.notify_one();
-    }
-    Ok(())
 }
 
 /// Queues a status report (`RUNNING`, or `FAILED` when no batch will follow).

@@ -53,13 +53,13 @@ pub fn delta(
     let mut out = Delta::default();
     for (moref, vm) in latest {
         match (vm, known.instance_uuid(&moref)) {
-            (None, Some(uuid)) => out.removed.push((moref, uuid.to_string())),
+            (None, Some(uuid)) => out.removed.push((moref, uuid)),
             (None, None) => {}
             (Some(vm), None) => out.added.push(vm),
             (Some(vm), Some(uuid)) => {
-                if vm.instance_uuid.as_deref() != Some(uuid) {
+                if vm.instance_uuid.as_deref() != Some(uuid.as_str()) {
                     // A different VM under a recycled moref: treat as new.
-                    out.removed.push((moref.clone(), uuid.to_string()));
+                    out.removed.push((moref.clone(), uuid));
                     out.added.push(vm);
                     continue;
                 }
