@@ -9,7 +9,7 @@
 //! [`Change::Enter`], [`Change::Modify`] and [`Change::Leave`].
 //!
 //! Between listings the watch keeps only a 64-bit digest of each VM as last
-//! reported (about 100 bytes a VM with its key): the VMs a change names are
+//! reported (about 40 bytes a VM, moref inline): the VMs a change names are
 //! read again, all in one call per answer, and a change that leaves the
 //! reported record as it was is not reported.
 
