@@ -220,6 +220,17 @@ async fn activation_request(
             state: KeyState::Available,
         })?;
     tracing::info!(agent = %req.agent_id, hostname = %req.hostname, %expires, "activation key issued to a gateway");
+    // Keys that were never used are kept a day past their expiry, so that CreateGateway can
+    // still say "expired" rather than "not valid", then forgotten.
+    match state
+        .api
+        .store
+        .prune_expired_activation_keys(now, chrono::Duration::days(1))
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(keys = n, "expired activation keys forgotten"),
+        Err(e) => tracing::warn!(error = %e, "cannot prune expired activation keys"),
+    }
     Ok(Json(ActivationKeyIssued {
         activation_key: key,
         expires_at: expires,

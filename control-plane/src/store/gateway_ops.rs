@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, Store, StoreError};
+use super::{decode, encode, ActivationKeyRecord, KeyState, Store, StoreError};
 use crate::secret::Secret;
 
 /// Who asked for an activation key: the key is handed to nobody else.
@@ -59,6 +59,35 @@ impl Store {
     pub fn bind_activation_key(&self, key: &str, binding: &KeyBinding) -> Result<(), StoreError> {
         tree(self, "gw_key_bindings")?.insert(key.as_bytes(), encode(binding))?;
         Ok(())
+    }
+
+    /// Forgets the activation keys that expired unused more than `grace` ago, with their
+    /// bindings to an agent; returns how many. Consumed keys stay, so that reusing one is
+    /// answered with the gateway it activated.
+    pub fn prune_expired_activation_keys(
+        &self,
+        now: DateTime<Utc>,
+        grace: chrono::Duration,
+    ) -> Result<usize, StoreError> {
+        let bindings = tree(self, "gw_key_bindings")?;
+        let mut pruned = 0;
+        for entry in self.keys.iter() {
+            let (key, value) = entry?;
+            let record: ActivationKeyRecord = decode(&key, &value)?;
+            if record.state != KeyState::Available || record.expires + grace > now {
+                continue;
+            }
+            // Unless CreateGateway consumed it in the meantime.
+            if self
+                .keys
+                .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
+                .is_ok()
+            {
+                bindings.remove(&key)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     pub fn activation_key_binding(&self, key: &str) -> Result<Option<KeyBinding>, StoreError> {

@@ -54,6 +54,33 @@ fn key(store: &Store, k: &str) {
 }
 
 #[test]
+fn unused_keys_are_forgotten_a_grace_period_after_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    key(&store, "USED");
+    key(&store, "UNUSED");
+    store
+        .create_gateway("USED", now(), &gateway(1), &Tags::new())
+        .unwrap();
+    let grace = Duration::days(1);
+    // Expired an hour ago: kept, and CreateGateway still says why it refuses.
+    let soon = now() + Duration::minutes(90);
+    assert_eq!(store.prune_expired_activation_keys(soon, grace).unwrap(), 0);
+    let late = store.create_gateway("UNUSED", soon, &gateway(2), &Tags::new());
+    assert!(matches!(late, Err(StoreError::Invalid(m)) if m.contains("expired")));
+    // A day and more after expiry: forgotten; the consumed key stays.
+    let later = now() + Duration::days(2);
+    assert_eq!(
+        store.prune_expired_activation_keys(later, grace).unwrap(),
+        1
+    );
+    assert!(store.get_activation_key("UNUSED").unwrap().is_none());
+    assert!(store.get_activation_key("USED").unwrap().is_some());
+    let again = store.create_gateway("USED", later, &gateway(3), &Tags::new());
+    assert!(matches!(again, Err(StoreError::Conflict(m)) if m.contains("already used")));
+}
+
+#[test]
 fn activation_key_is_consumed_once_and_expires() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
