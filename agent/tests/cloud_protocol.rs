@@ -1,7 +1,8 @@
 //! The agent's cloud client against an in-process `bgw-cloud` with its real gateway protocol
 //! routes: a gateway whose clock is hours off still talks to the cloud (the cloud refuses the
 //! skewed signature with its own time, the agent corrects and retries), and rotated
-//! credentials replace the old pair once used.
+//! credentials replace the old pair once used; the unauthenticated activation calls are
+//! rate-limited per client address.
 
 use std::sync::Arc;
 
@@ -29,26 +30,53 @@ fn heartbeat() -> Heartbeat {
     }
 }
 
+/// bgw-cloud in this process, on a free loopback port, until `stop`.
+struct InProcessCloud {
+    _data: tempfile::TempDir,
+    state: Arc<bgw_cloud::server::AppState>,
+    config: CloudConfig,
+    stop: tokio_util::sync::CancellationToken,
+    serving: tokio::task::JoinHandle<Result<(), bgw_cloud::error::Error>>,
+}
+
+impl InProcessCloud {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let server = bgw_cloud::server::bind(bgw_cloud::ServeConfig::new(
+            "127.0.0.1:0",
+            data.path().join("cloud"),
+        ))
+        .await
+        .unwrap();
+        let state = server.state();
+        let config = CloudConfig {
+            endpoint: server.url().parse().unwrap(),
+            region: "us-east-1".into(),
+            ca_file: Some(data.path().join("cloud/tls/cert.pem")),
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server_stop = stop.clone();
+        let serving = tokio::spawn(server.run(async move { server_stop.cancelled().await }));
+        InProcessCloud {
+            _data: data,
+            state,
+            config,
+            stop,
+            serving,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.serving.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_skewed_gateway_clock_is_corrected_from_the_cloud_answer() {
-    let data = tempfile::tempdir().unwrap();
-    let server = bgw_cloud::server::bind(bgw_cloud::ServeConfig::new(
-        "127.0.0.1:0",
-        data.path().join("cloud"),
-    ))
-    .await
-    .unwrap();
-    let state = server.state();
-    let url = server.url();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server_stop = stop.clone();
-    let serving = tokio::spawn(server.run(async move { server_stop.cancelled().await }));
-
-    let config = CloudConfig {
-        endpoint: url.parse().unwrap(),
-        region: "us-east-1".into(),
-        ca_file: Some(data.path().join("cloud/tls/cert.pem")),
-    };
+    let cloud = InProcessCloud::start().await;
+    let state = cloud.state.clone();
+    let config = cloud.config.clone();
     let good = CloudClient::new(&config, CloudTime::new(Arc::new(SystemClock))).unwrap();
 
     // Activation, with the operator's CreateGateway done directly in the cloud's store.
@@ -121,28 +149,13 @@ async fn a_skewed_gateway_clock_is_corrected_from_the_cloud_answer() {
     let refused = old.heartbeat(&heartbeat()).await.unwrap_err();
     assert!(refused.to_string().contains("403"), "{refused}");
 
-    stop.cancel();
-    serving.await.unwrap().unwrap();
+    cloud.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_activation_calls_are_rate_limited_per_address() {
-    let data = tempfile::tempdir().unwrap();
-    let server = bgw_cloud::server::bind(bgw_cloud::ServeConfig::new(
-        "127.0.0.1:0",
-        data.path().join("cloud"),
-    ))
-    .await
-    .unwrap();
-    let url = server.url();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server_stop = stop.clone();
-    let serving = tokio::spawn(server.run(async move { server_stop.cancelled().await }));
-    let config = CloudConfig {
-        endpoint: url.parse().unwrap(),
-        region: "us-east-1".into(),
-        ca_file: Some(data.path().join("cloud/tls/cert.pem")),
-    };
+    let cloud = InProcessCloud::start().await;
+    let config = cloud.config.clone();
     let client = CloudClient::new(&config, CloudTime::new(Arc::new(SystemClock))).unwrap();
     let request = ActivationRequest {
         agent_id: "agent-flood".into(),
@@ -169,6 +182,5 @@ async fn unauthenticated_activation_calls_are_rate_limited_per_address() {
         "{refused:?}"
     );
     assert!(text.contains("too many activation requests"), "{text}");
-    stop.cancel();
-    serving.await.unwrap().unwrap();
+    cloud.stop().await;
 }
