@@ -202,22 +202,26 @@ impl Config {
             raw.gateway.activation_listen,
             DEFAULT_ACTIVATION_LISTEN,
         )?;
-        let interval_text = raw
-            .gateway
-            .heartbeat_interval
-            .unwrap_or_else(|| "60s".into());
-        let heartbeat_interval = humantime::parse_duration(&interval_text).map_err(|e| {
-            invalid(format!(
-                "gateway.heartbeat_interval {interval_text:?}: {e} (e.g. \"60s\")"
-            ))
-        })?;
-        if heartbeat_interval < Duration::from_secs(1)
-            || heartbeat_interval > Duration::from_secs(3600)
-        {
-            return Err(invalid(format!(
-                "gateway.heartbeat_interval {interval_text:?}: must be between 1s and 1h"
-            )));
-        }
+        let duration = |key: &str, value: Option<String>, default: &str, min: u64, max: u64| {
+            let text = value.unwrap_or_else(|| default.to_string());
+            let d = humantime::parse_duration(&text)
+                .map_err(|e| invalid(format!("{key} {text:?}: {e} (e.g. \"{default}\")")))?;
+            if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
+                return Err(invalid(format!(
+                    "{key} {text:?}: must be between {} and {}",
+                    humantime::format_duration(Duration::from_secs(min)),
+                    humantime::format_duration(Duration::from_secs(max))
+                )));
+            }
+            Ok(d)
+        };
+        let heartbeat_interval = duration(
+            "gateway.heartbeat_interval",
+            raw.gateway.heartbeat_interval,
+            "60s",
+            1,
+            3600,
+        )?;
         let state_dir = absolute(
             raw.gateway
                 .state_dir
@@ -236,19 +240,6 @@ impl Config {
                 other.map(str::to_string),
                 DEFAULT_METRICS_LISTEN,
             )?),
-        };
-        let duration = |key: &str, value: Option<String>, default: &str, min: u64, max: u64| {
-            let text = value.unwrap_or_else(|| default.to_string());
-            let d = humantime::parse_duration(&text)
-                .map_err(|e| invalid(format!("{key} {text:?}: {e} (e.g. \"{default}\")")))?;
-            if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
-                return Err(invalid(format!(
-                    "{key} {text:?}: must be between {} and {}",
-                    humantime::format_duration(Duration::from_secs(min)),
-                    humantime::format_duration(Duration::from_secs(max))
-                )));
-            }
-            Ok(d)
         };
         let vcenter = VcenterConfig {
             sync_interval: duration(

@@ -14,20 +14,19 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    /// Limits each key to `per_second` requests a second with a burst allowance.
     pub fn new(per_second: u32, burst: u32) -> Self {
-        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        Throttle {
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-        }
+        Self::with_quota(Quota::per_second(at_least_one(per_second)), burst)
     }
 
     /// Limits each key to `per_minute` requests a minute with a burst allowance.
     pub fn per_minute(per_minute: u32, burst: u32) -> Self {
-        let rate = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self::with_quota(Quota::per_minute(at_least_one(per_minute)), burst)
+    }
+
+    fn with_quota(quota: Quota, burst: u32) -> Self {
         Throttle {
-            limiter: RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst)),
+            limiter: RateLimiter::keyed(quota.allow_burst(at_least_one(burst))),
         }
     }
 
@@ -39,6 +38,10 @@ impl Throttle {
         }
         self.limiter.check_key(&key.to_owned()).is_ok()
     }
+}
+
+fn at_least_one(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
 #[cfg(test)]

@@ -171,12 +171,22 @@ impl Known {
         let Some(vm) = self.vms.get(moref) else {
             return false;
         };
-        let key = |t: &AttachedTag| (t.category.clone(), t.name.clone(), t.description.clone());
-        let mut now: Vec<_> = tags.iter().map(key).collect();
-        let mut before: Vec<_> = self.tags(moref).iter().map(key).collect();
-        now.sort();
-        before.sort();
-        self.tag_sets.get(vm.tag_set).len() == tags.len() && now == before
+        let mut before: Vec<(&str, &str, &str)> = self
+            .tag_sets
+            .get(vm.tag_set)
+            .iter()
+            .map(|&i| {
+                let t = self.tags.get(i);
+                (t.category.as_str(), t.name.as_str(), t.description.as_str())
+            })
+            .collect();
+        let mut now: Vec<(&str, &str, &str)> = tags
+            .iter()
+            .map(|t| (t.category.as_str(), t.name.as_str(), t.description.as_str()))
+            .collect();
+        before.sort_unstable();
+        now.sort_unstable();
+        before == now
     }
 
     /// Whether `record` is what was last sent for `moref`.

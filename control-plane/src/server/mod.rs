@@ -40,12 +40,13 @@ pub use routes::router;
 /// How long open connections may finish their requests after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Shared state of all requests.
 /// Unauthenticated activation calls allowed per client address: a gateway makes a few an hour
 /// (one key per 28 minutes, one long-poll at a time).
 pub const ACTIVATION_REQUESTS_PER_MINUTE: u32 = 30;
+/// Activation calls a client address may make at once before the rate applies.
 pub const ACTIVATION_REQUEST_BURST: u32 = 20;
 
+/// Shared state of all requests.
 pub struct AppState {
     pub api: ApiContext,
     pub keys: KeyRing,
