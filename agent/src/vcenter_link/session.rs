@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use vsphere_client::{Change, Client, ConnectOptions, Secret, Trust};
+use vsphere_client::{Change, Client, ConnectOptions, Trust};
 
 use super::diagnose::state_for;
 use super::sync::{self, Known};
@@ -124,7 +124,7 @@ async fn connect(ctx: &Ctx, trust: &TrustStore) -> Result<Client, vsphere_client
         });
     };
     let options = |t: Trust| {
-        let mut o = ConnectOptions::new(&hv.host, username, Secret::new(password.expose()), t);
+        let mut o = ConnectOptions::new(&hv.host, username, password.clone(), t);
         o.page_size = ctx.opts.page_size;
         o
     };

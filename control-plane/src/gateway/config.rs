@@ -20,10 +20,7 @@ pub fn build(store: &Store, gateway_arn: &str) -> Result<GatewayConfig, StoreErr
                 hypervisor_arn: hv.arn.clone(),
                 host: hv.host.clone(),
                 username: hv.username.as_ref().map(|u| u.expose().to_string()),
-                password: hv
-                    .password
-                    .as_ref()
-                    .map(|p| bgw_protocol::Secret::new(p.expose())),
+                password: hv.password.clone(),
                 property_mappings: hv
                     .property_mappings
                     .iter()

@@ -170,7 +170,7 @@ impl GatewayLink for GatewayHub {
             let kind = CommandKind::TestHypervisor {
                 host: test.host.clone(),
                 username: test.username.map(|u| u.expose().to_string()),
-                password: test.password.map(|p| bgw_protocol::Secret::new(p.expose())),
+                password: test.password,
             };
             match hub.call(&test.gateway_arn, kind, TEST_TIMEOUT).await? {
                 CommandOutcome::Succeeded => Ok(()),

@@ -334,7 +334,7 @@ fn issue_credentials(
         if let Some(c) = store.gateway_credential(&agent.access_key_id)? {
             return Ok(GatewayCredentials {
                 access_key_id: agent.access_key_id,
-                secret_access_key: bgw_protocol::Secret::new(c.secret_access_key.expose()),
+                secret_access_key: c.secret_access_key,
             });
         }
     }
@@ -359,7 +359,7 @@ fn issue_credentials(
     store.flush()?;
     Ok(GatewayCredentials {
         access_key_id: akid,
-        secret_access_key: bgw_protocol::Secret::new(secret.expose()),
+        secret_access_key: secret,
     })
 }
 
@@ -668,7 +668,7 @@ async fn rotate(State((state, _)): State<Ctx>, request: Request) -> Answer<Rotat
     Ok(Json(RotatedCredentials {
         credentials: GatewayCredentials {
             access_key_id: akid,
-            secret_access_key: bgw_protocol::Secret::new(secret.expose()),
+            secret_access_key: secret,
         },
     }))
 }

@@ -45,20 +45,8 @@ impl Clock for TokioClock {
     }
 }
 
-/// Where the schedule follower reads the current date and time.
-pub trait WallClock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The operating system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl WallClock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+/// Where the schedule follower reads the current date and time: the shared wall clock.
+pub use bgw_primitives::{Clock as WallClock, SystemClock};
 
 /// A wall clock that reads `origin` at the tokio instant it was created and then advances with
 /// tokio's clock, so that paused-time tests control the date as well as the timers.
