@@ -40,6 +40,9 @@ pub struct HypervisorReport {
     pub host: Option<String>,
     pub state: String,
     pub message: Option<String>,
+    /// How many VMware-tag-to-AWS-tag mappings the applied configuration holds.
+    #[serde(default)]
+    pub property_mappings: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +145,10 @@ impl StatusReport {
                 host: config.hypervisor.as_ref().map(|h| h.host.clone()),
                 state: hypervisor.state.as_str().to_string(),
                 message: hypervisor.message,
+                property_mappings: config
+                    .hypervisor
+                    .as_ref()
+                    .map_or(0, |h| h.property_mappings.len()),
             },
             sync: SyncReport {
                 last_status: sync.last_status,

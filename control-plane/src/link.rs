@@ -29,6 +29,10 @@ pub trait GatewayLink: Send + Sync + 'static {
     /// A software update of `gateway_arn` was requested.
     fn software_update_requested(&self, gateway_arn: &str);
 
+    /// Something a gateway's configuration is built from changed (schedule, maintenance
+    /// time, association, hypervisor): gateways waiting for commands should look again.
+    fn configuration_changed(&self) {}
+
     /// The gateway protocol's hub, when this link is one: its routes are then served too.
     fn gateway_hub(&self) -> Option<crate::gateway::GatewayHub> {
         None

@@ -52,6 +52,28 @@ pub async fn dispatch(ctx: &ApiContext, op: &str, input: Value) -> Result<Value,
     if let Some(shape) = &operation.input {
         validate::validate_input(shape, &input)?;
     }
+    let answer = run(ctx, op, input).await;
+    if answer.is_ok() && changes_configuration(op) {
+        ctx.link.configuration_changed();
+    }
+    answer
+}
+
+/// Operations that change what a gateway's configuration is built from.
+fn changes_configuration(op: &str) -> bool {
+    matches!(
+        op,
+        "PutMaintenanceStartTime"
+            | "AssociateGatewayToServer"
+            | "DisassociateGatewayFromServer"
+            | "PutBandwidthRateLimitSchedule"
+            | "UpdateHypervisor"
+            | "DeleteHypervisor"
+            | "PutHypervisorPropertyMappings"
+    )
+}
+
+async fn run(ctx: &ApiContext, op: &str, input: Value) -> Result<Value, ApiError> {
     match op {
         "CreateGateway" => gateways::create(ctx, parse(input)?).await,
         "DeleteGateway" => gateways::delete(ctx, parse(input)?).await,

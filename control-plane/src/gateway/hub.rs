@@ -40,6 +40,10 @@ impl GatewayHub {
         f(channels.entry(gateway_arn.to_string()).or_default())
     }
 
+    fn with_all<T>(&self, f: impl FnOnce(&HashMap<String, Channel>) -> T) -> T {
+        f(&self.channels.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// The gateway talked to us (heartbeat or poll).
     pub fn contact(&self, gateway_arn: &str, interval: Option<Duration>) {
         self.with(gateway_arn, |c| {
@@ -74,23 +78,31 @@ impl GatewayHub {
         id
     }
 
-    /// Takes the queued commands, or waits up to `wait` for one.
+    /// Takes the queued commands, or waits up to `wait` for one. Returns early, possibly
+    /// with nothing, when the gateway's configuration may have changed, so that the caller
+    /// looks at it.
     pub async fn take(&self, gateway_arn: &str, wait: Duration) -> Vec<Command> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let (commands, notify) = self.with(gateway_arn, |c| {
-                (c.queue.drain(..).collect::<Vec<_>>(), c.notify.clone())
-            });
-            if !commands.is_empty() {
-                return commands;
-            }
-            let notified = notify.notified();
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(deadline) => return Vec::new(),
-                // Wake now and then so the caller can look for configuration changes.
-                _ = tokio::time::sleep(Duration::from_secs(1)) => return Vec::new(),
-            }
+        let (commands, notify) = self.with(gateway_arn, |c| {
+            (c.queue.drain(..).collect::<Vec<_>>(), c.notify.clone())
+        });
+        if !commands.is_empty() {
+            return commands;
+        }
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            // A change made by another instance of the store's users is seen within a second.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        self.with(gateway_arn, |c| c.queue.drain(..).collect())
+    }
+
+    /// The configuration of some gateways may have changed: wakes every waiting long-poll.
+    pub fn wake_all(&self) {
+        let notifies: Vec<Arc<Notify>> =
+            self.with_all(|channels| channels.values().map(|c| c.notify.clone()).collect());
+        for notify in notifies {
+            notify.notify_one();
         }
     }
 
@@ -196,6 +208,10 @@ impl GatewayLink for GatewayHub {
 
     fn software_update_requested(&self, gateway_arn: &str) {
         self.push(gateway_arn, CommandKind::UpdateNow);
+    }
+
+    fn configuration_changed(&self) {
+        self.wake_all();
     }
 
     fn gateway_hub(&self) -> Option<GatewayHub> {

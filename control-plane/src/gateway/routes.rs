@@ -134,7 +134,7 @@ fn authenticate(state: &AppState, received: &Received) -> Result<GatewayAgent, F
         Err(e) => return Err(Failure::new(ErrorCode::AccessDenied, e.to_string())),
     };
     let gateway_arn = gateway.unwrap_or_default();
-    let Some(mut agent) = store.gateway_agent(&gateway_arn)? else {
+    let Some(agent) = store.gateway_agent(&gateway_arn)? else {
         return Err(Failure::new(ErrorCode::AccessDenied, "unknown gateway"));
     };
     if store.get_gateway(&gateway_arn).is_err() {
@@ -144,11 +144,18 @@ fn authenticate(state: &AppState, received: &Received) -> Result<GatewayAgent, F
         ));
     }
     // First use of rotated credentials: the previous key stops working.
-    if agent.access_key_id == access_key {
-        if let Some(old) = agent.previous_access_key_id.take() {
+    if agent.access_key_id == access_key && agent.previous_access_key_id.is_some() {
+        let mut retired = None;
+        let updated = store.update_gateway_agent(&gateway_arn, |a| {
+            retired = None;
+            if a.access_key_id == access_key {
+                retired = a.previous_access_key_id.take();
+            }
+        })?;
+        if let Some(old) = retired {
             store.delete_gateway_credential(&old)?;
-            store.put_gateway_agent(&agent)?;
         }
+        return updated.ok_or_else(|| Failure::new(ErrorCode::AccessDenied, "unknown gateway"));
     }
     Ok(agent)
 }
@@ -347,7 +354,7 @@ fn issue_credentials(
             created: state.api.now(),
         },
     )?;
-    store.put_gateway_agent(&GatewayAgent {
+    let stored = store.create_gateway_agent(&GatewayAgent {
         gateway_arn: gateway_arn.to_string(),
         agent_id: agent_id.to_string(),
         access_key_id: akid.clone(),
@@ -356,6 +363,11 @@ fn issue_credentials(
         config_hash: String::new(),
         heartbeat_interval_secs: 60,
     })?;
+    if stored.access_key_id != akid {
+        // Another collection of the same key got there first: hand out its credentials.
+        store.delete_gateway_credential(&akid)?;
+        return issue_credentials(state, gateway_arn, agent_id);
+    }
     store.flush()?;
     Ok(GatewayCredentials {
         access_key_id: akid,
@@ -382,7 +394,7 @@ fn wire_state(s: WireState) -> HypervisorState {
 }
 
 async fn heartbeat(State((state, hub)): State<Ctx>, request: Request) -> Answer<HeartbeatAck> {
-    let (mut agent, hb): (_, Heartbeat) = signed(&state, request).await?;
+    let (agent, hb): (_, Heartbeat) = signed(&state, request).await?;
     let store = &state.api.store;
     let now = state.api.now();
     let arn = agent.gateway_arn.clone();
@@ -427,10 +439,9 @@ async fn heartbeat(State((state, hub)): State<Ctx>, request: Request) -> Answer<
         }
     }
     if agent.heartbeat_interval_secs != hb.interval_seconds {
-        agent.heartbeat_interval_secs = hb.interval_seconds;
-        store.put_gateway_agent(&agent)?;
+        store.update_gateway_agent(&arn, |a| a.heartbeat_interval_secs = hb.interval_seconds)?;
     }
-    let config = super::config::current(store, &mut agent)?;
+    let config = super::config::current(store, &arn)?;
     Ok(Json(HeartbeatAck {
         server_time: now,
         config_version: config.version,
@@ -450,8 +461,8 @@ fn credentials_due(state: &AppState, agent: &GatewayAgent) -> Result<bool, Failu
 }
 
 async fn config(State((state, _)): State<Ctx>, request: Request) -> Answer<ConfigResponse> {
-    let (mut agent, req): (_, ConfigRequest) = signed(&state, request).await?;
-    let config = super::config::current(&state.api.store, &mut agent)?;
+    let (agent, req): (_, ConfigRequest) = signed(&state, request).await?;
+    let config = super::config::current(&state.api.store, &agent.gateway_arn)?;
     if config.version == req.known_version {
         return Ok(Json(ConfigResponse::Unchanged {
             version: config.version,
@@ -461,14 +472,14 @@ async fn config(State((state, _)): State<Ctx>, request: Request) -> Answer<Confi
 }
 
 async fn commands_poll(State((state, hub)): State<Ctx>, request: Request) -> Answer<CommandBatch> {
-    let (mut agent, poll): (_, CommandPoll) = signed(&state, request).await?;
-    let arn = agent.gateway_arn.clone();
+    let (agent, poll): (_, CommandPoll) = signed(&state, request).await?;
+    let arn = agent.gateway_arn;
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(poll.wait_seconds.min(MAX_LONG_POLL_SECS).into());
-    let mut known_version = agent.config_version;
+    let mut known_version = super::config::numbered(&state.api.store, &arn)?;
     loop {
         hub.contact(&arn, None);
-        let version = super::config::current(&state.api.store, &mut agent)?.version;
+        let version = super::config::current(&state.api.store, &arn)?.version;
         if version != known_version {
             known_version = version;
             hub.push(&arn, CommandKind::ConfigChanged { version });
@@ -644,7 +655,7 @@ async fn sync_status(State((state, _)): State<Ctx>, request: Request) -> Answer<
 }
 
 async fn rotate(State((state, _)): State<Ctx>, request: Request) -> Answer<RotatedCredentials> {
-    let (mut agent, _): (_, serde_json::Value) = signed(&state, request).await?;
+    let (agent, _): (_, serde_json::Value) = signed(&state, request).await?;
     let store = &state.api.store;
     let (akid, secret) = new_credentials();
     store.put_gateway_credential(
@@ -655,14 +666,21 @@ async fn rotate(State((state, _)): State<Ctx>, request: Request) -> Answer<Rotat
             created: state.api.now(),
         },
     )?;
-    // Keep the key the agent signs with today until it uses the new one.
-    if agent.previous_access_key_id.is_none() {
-        agent.previous_access_key_id = Some(agent.access_key_id.clone());
-    } else {
-        store.delete_gateway_credential(&agent.access_key_id)?;
+    // Keep the key the agent signs with today until it uses the new one; a key issued by an
+    // earlier rotation and never used is dropped.
+    let mut unused = None;
+    store.update_gateway_agent(&agent.gateway_arn, |a| {
+        unused = None;
+        if a.previous_access_key_id.is_none() {
+            a.previous_access_key_id = Some(a.access_key_id.clone());
+        } else {
+            unused = Some(a.access_key_id.clone());
+        }
+        a.access_key_id = akid.clone();
+    })?;
+    if let Some(unused) = unused {
+        store.delete_gateway_credential(&unused)?;
     }
-    agent.access_key_id = akid.clone();
-    store.put_gateway_agent(&agent)?;
     store.flush()?;
     tracing::info!(gateway = %agent.gateway_arn, "gateway credentials rotated");
     Ok(Json(RotatedCredentials {

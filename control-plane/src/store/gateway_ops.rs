@@ -37,12 +37,24 @@ pub struct GatewayAgent {
     /// The key before the last rotation; valid until the new one is first used.
     #[serde(default)]
     pub previous_access_key_id: Option<String>,
+    /// The configuration version as data directories before `gw_config_versions` kept it;
+    /// read once to seed that record, never written again.
     #[serde(default)]
     pub config_version: u64,
     #[serde(default)]
     pub config_hash: String,
     #[serde(default)]
     pub heartbeat_interval_secs: u64,
+}
+
+/// The configuration version of one gateway and the hash of the content it numbers.
+///
+/// Only ever replaced by compare-and-swap with a greater version, so a version number stands
+/// for one content for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigVersion {
+    pub version: u64,
+    pub hash: String,
 }
 
 fn tree(store: &Store, name: &str) -> Result<sled::Tree, StoreError> {
@@ -98,9 +110,85 @@ impl Store {
         get(&tree(self, "gw_agents")?, gateway_arn)
     }
 
-    pub fn put_gateway_agent(&self, agent: &GatewayAgent) -> Result<(), StoreError> {
-        tree(self, "gw_agents")?.insert(agent.gateway_arn.as_bytes(), encode(agent))?;
-        Ok(())
+    /// Records the protocol state of a newly activated gateway, unless one exists already;
+    /// returns the record that is stored afterwards.
+    pub fn create_gateway_agent(&self, agent: &GatewayAgent) -> Result<GatewayAgent, StoreError> {
+        let t = tree(self, "gw_agents")?;
+        match t.compare_and_swap(
+            agent.gateway_arn.as_bytes(),
+            None as Option<&[u8]>,
+            Some(encode(agent)),
+        )? {
+            Ok(()) => Ok(agent.clone()),
+            Err(current) => match current.current {
+                Some(bytes) => decode(agent.gateway_arn.as_bytes(), &bytes),
+                None => Ok(agent.clone()),
+            },
+        }
+    }
+
+    /// Changes a gateway's protocol state with `change`, atomically: `change` runs on the
+    /// stored record and runs again if another writer got there first. `None` if the gateway
+    /// has no protocol state.
+    pub fn update_gateway_agent(
+        &self,
+        gateway_arn: &str,
+        mut change: impl FnMut(&mut GatewayAgent),
+    ) -> Result<Option<GatewayAgent>, StoreError> {
+        let t = tree(self, "gw_agents")?;
+        let key = gateway_arn.as_bytes();
+        loop {
+            let Some(old) = t.get(key)? else {
+                return Ok(None);
+            };
+            let mut agent: GatewayAgent = decode(key, &old)?;
+            let before = agent.clone();
+            change(&mut agent);
+            if agent == before {
+                return Ok(Some(agent));
+            }
+            if t.compare_and_swap(key, Some(&old), Some(encode(&agent)))?
+                .is_ok()
+            {
+                return Ok(Some(agent));
+            }
+        }
+    }
+
+    /// The configuration version of a gateway as last numbered; for a gateway whose version
+    /// was kept in its protocol state by an older release, that one.
+    pub fn config_version(&self, gateway_arn: &str) -> Result<Option<ConfigVersion>, StoreError> {
+        if let Some(v) = get(&tree(self, "gw_config_versions")?, gateway_arn)? {
+            return Ok(Some(v));
+        }
+        Ok(self.gateway_agent(gateway_arn)?.map(|a| ConfigVersion {
+            version: a.config_version,
+            hash: a.config_hash,
+        }))
+    }
+
+    /// Replaces the configuration version `seen` (as [`Store::config_version`] returned it)
+    /// by `next`. False if another writer changed it since: read again and rebuild.
+    pub fn swap_config_version(
+        &self,
+        gateway_arn: &str,
+        seen: Option<&ConfigVersion>,
+        next: &ConfigVersion,
+    ) -> Result<bool, StoreError> {
+        let t = tree(self, "gw_config_versions")?;
+        let key = gateway_arn.as_bytes();
+        let swapped = match t.get(key)? {
+            // Not yet in its own record: `seen` came from the protocol state.
+            None => t.compare_and_swap(key, None as Option<&[u8]>, Some(encode(next)))?,
+            Some(bytes) => {
+                let stored: ConfigVersion = decode(key, &bytes)?;
+                if seen != Some(&stored) || next.version <= stored.version {
+                    return Ok(false);
+                }
+                t.compare_and_swap(key, Some(bytes), Some(encode(next)))?
+            }
+        };
+        Ok(swapped.is_ok())
     }
 
     pub fn gateway_credential(

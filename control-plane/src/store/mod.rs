@@ -24,7 +24,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 
 pub use crate::error::StoreError;
-pub use gateway_ops::{GatewayAgent, GatewayCredential, KeyBinding};
+pub use gateway_ops::{ConfigVersion, GatewayAgent, GatewayCredential, KeyBinding};
 pub use records::*;
 
 const FORMAT_KEY: &[u8] = b"format";
