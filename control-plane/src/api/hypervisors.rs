@@ -12,7 +12,7 @@ use super::semantics::{self, TagInput};
 use super::{compact, epoch, ApiContext};
 use crate::arn::ResourceKind;
 use crate::secret::Secret;
-use crate::store::{HypervisorRecord, HypervisorState, PropertyMapping, SyncStatus};
+use crate::store::{HypervisorRecord, HypervisorState, PropertyMapping, StoreError, SyncStatus};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -211,16 +211,74 @@ pub async fn put_mappings(ctx: &ApiContext, input: PutMappingsInput) -> Result<V
     Ok(json!({ "HypervisorArn": input.hypervisor_arn }))
 }
 
+/// Records a requested sync and tells the gateway that serves the hypervisor. A hypervisor
+/// that no gateway serves is refused: nothing would ever run the sync.
 pub async fn start_sync(ctx: &ApiContext, input: HypervisorArnInput) -> Result<Value, ApiError> {
     let hv = ctx.store.update_hypervisor(&input.hypervisor_arn, |hv| {
+        let Some(gw) = &hv.gateway_arn else {
+            return Err(StoreError::Conflict(format!(
+                "no gateway serves hypervisor {}: associate a gateway with it first \
+                 (AssociateGatewayToServer), then start the sync",
+                hv.arn
+            )));
+        };
         hv.sync_status = Some(SyncStatus::Created);
-        hv.sync_message = Some(match &hv.gateway_arn {
-            Some(gw) => format!("sync requested; waiting for gateway {gw}"),
-            None => "sync requested; no gateway is associated with this hypervisor yet".into(),
-        });
+        hv.sync_message = Some(format!("sync requested; waiting for gateway {gw}"));
         Ok(())
     })?;
     ctx.link
         .metadata_sync_requested(hv.gateway_arn.as_deref(), &hv.arn);
     Ok(json!({ "HypervisorArn": input.hypervisor_arn }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::api::dispatch;
+    use crate::api::error::ErrorKind;
+
+    fn context(dir: &std::path::Path) -> ApiContext {
+        ApiContext {
+            store: crate::store::Store::open(dir).unwrap(),
+            arns: crate::arn::ArnFactory::new("us-east-1", "123456789012"),
+            clock: Arc::new(crate::clock::SystemClock),
+            link: Arc::new(crate::link::RecordOnly),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sync_of_a_hypervisor_no_gateway_serves_is_refused_naming_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let hv = dispatch(
+            &ctx,
+            "ImportHypervisorConfiguration",
+            json!({"Name": "vc", "Host": "vc.example.com"}),
+        )
+        .await
+        .unwrap()["HypervisorArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let err = dispatch(
+            &ctx,
+            "StartVirtualMachinesMetadataSync",
+            json!({ "HypervisorArn": hv }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict, "{}", err.message);
+        assert!(
+            err.message.contains("associate a gateway"),
+            "{}",
+            err.message
+        );
+        let stored = ctx.store.get_hypervisor(&hv).unwrap();
+        assert_eq!(
+            stored.sync_status, None,
+            "nothing recorded for a refused sync"
+        );
+    }
 }

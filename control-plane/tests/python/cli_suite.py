@@ -111,8 +111,10 @@ def hypervisor_extras():
         "arn:aws:iam::123456789012:role/BackupGatewayTagSync", "--vmware-to-aws-tag-mappings", json.dumps(mappings))
     out, _ = aws("get-hypervisor-property-mappings", "--hypervisor-arn", state["hv"])
     eq(out["VmwareToAwsTagMappings"], mappings, "mappings")
-    out, _ = aws("start-virtual-machines-metadata-sync", "--hypervisor-arn", state["hv"])
-    eq(out["HypervisorArn"], state["hv"], "sync accepted")
+    # No gateway serves the hypervisor yet: nothing could run the sync.
+    _code, stderr = aws("start-virtual-machines-metadata-sync", "--hypervisor-arn", state["hv"], expect_ok=False)
+    true("ConflictException" in stderr and "associate" in stderr.lower(),
+         "sync without a gateway is refused, naming the missing step: %r" % stderr[-400:])
 
 
 def gateway_extras():
@@ -131,6 +133,8 @@ def associate():
     aws("associate-gateway-to-server", "--gateway-arn", state["gw"], "--server-arn", state["hv"])
     out, _ = aws("get-gateway", "--gateway-arn", state["gw"])
     true(out["Gateway"].get("HypervisorId"), "HypervisorId after association")
+    out, _ = aws("start-virtual-machines-metadata-sync", "--hypervisor-arn", state["hv"])
+    eq(out["HypervisorArn"], state["hv"], "sync accepted once a gateway serves the hypervisor")
     aws("disassociate-gateway-from-server", "--gateway-arn", state["gw"])
 
 

@@ -212,6 +212,17 @@ def test_hypervisor_configuration_op():
         true(code == "ConflictException", "TestHypervisorConfiguration without an agent: %s" % err)
 
 
+def start_metadata_sync_without_gateway_conflicts():
+    # Imported by associate_twice_conflicts and served by no gateway.
+    expect_error(
+        lambda: c.start_virtual_machines_metadata_sync(HypervisorArn=state["hv_other"]),
+        "ConflictException",
+        mentions=["associate a gateway"],
+    )
+    status = c.get_hypervisor(HypervisorArn=state["hv_other"])["Hypervisor"].get("LatestMetadataSyncStatus")
+    true(status is None, "a refused sync records no status, got %r" % status)
+
+
 def start_metadata_sync_op():
     out = c.start_virtual_machines_metadata_sync(HypervisorArn=state["hv"])
     eq(out["HypervisorArn"], state["hv"], "HypervisorArn")
@@ -366,6 +377,7 @@ for name, fn in [
     ("AssociateGatewayToServer on a gateway that has a hypervisor -> Conflict", associate_twice_conflicts),
     ("DeleteHypervisor in use -> Conflict", delete_hypervisor_in_use_conflicts),
     ("TestHypervisorConfiguration accepted", test_hypervisor_configuration_op),
+    ("StartVirtualMachinesMetadataSync without a gateway -> Conflict", start_metadata_sync_without_gateway_conflicts),
     ("StartVirtualMachinesMetadataSync accepted", start_metadata_sync_op),
     ("UpdateGatewaySoftwareNow accepted", update_software_now_op),
     ("tags given at creation", tags_from_create),
