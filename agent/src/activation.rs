@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgw_protocol::activation::{ActivationRequest, ActivationStatus, ActivationWait};
+use bgw_protocol::activation::{ActivationRequest, ActivationStatus, ActivationWait, GatewayType};
 use chrono::Utc;
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
@@ -123,7 +123,7 @@ impl Activation {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             hostname: self.hostname.clone(),
             region: region.clone(),
-            gateway_type: GATEWAY_TYPE.to_string(),
+            gateway_type: GatewayType::BackupVm,
         };
         let issued = match tokio::time::timeout(
             KEY_REQUEST_TIMEOUT,

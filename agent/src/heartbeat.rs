@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgw_protocol::heartbeat::{Heartbeat, UpdateStatus};
+use bgw_protocol::heartbeat::{Heartbeat, UpdateState, UpdateStatus};
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 
@@ -88,7 +88,7 @@ fn build(rt: &Runtime, host: &HostFacts) -> Heartbeat {
         hypervisor,
         bandwidth_limit_bps: limit,
         update: UpdateStatus {
-            state: "IDLE".into(),
+            state: UpdateState::Idle,
             available_version: None,
         },
         config_version: config.version,

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use bgw_protocol::commands::CommandOutcome;
+use bgw_protocol::commands::{CommandOutcome, TestStage};
 use bgw_protocol::config::HypervisorConfig;
 use bgw_protocol::Secret;
 use futures::future::BoxFuture;
@@ -58,7 +58,7 @@ impl HypervisorLink for NoHypervisor {
     ) -> BoxFuture<'static, CommandOutcome> {
         Box::pin(async {
             CommandOutcome::Failed {
-                stage: "UNSUPPORTED".into(),
+                stage: TestStage::Unsupported,
                 message: "this gateway build has no hypervisor support".into(),
             }
         })
@@ -67,7 +67,7 @@ impl HypervisorLink for NoHypervisor {
     fn sync_now(&self, _rt: Arc<Runtime>, _arn: String) -> BoxFuture<'static, CommandOutcome> {
         Box::pin(async {
             CommandOutcome::Failed {
-                stage: "UNSUPPORTED".into(),
+                stage: TestStage::Unsupported,
                 message: "this gateway build has no hypervisor support".into(),
             }
         })

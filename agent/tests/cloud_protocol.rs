@@ -92,7 +92,7 @@ async fn a_skewed_gateway_clock_is_corrected_from_the_cloud_answer() {
             agent_version: "test".into(),
             hostname: "gw".into(),
             region: "us-east-1".into(),
-            gateway_type: "BACKUP_VM".into(),
+            gateway_type: bgw_protocol::activation::GatewayType::BackupVm,
         })
         .await
         .unwrap();
@@ -163,7 +163,7 @@ async fn unauthenticated_activation_calls_are_rate_limited_per_address() {
         agent_version: "test".into(),
         hostname: "gw".into(),
         region: "us-east-1".into(),
-        gateway_type: "BACKUP_VM".into(),
+        gateway_type: bgw_protocol::activation::GatewayType::BackupVm,
     };
     let burst = bgw_cloud::server::ACTIVATION_REQUEST_BURST as usize;
     for i in 0..burst {

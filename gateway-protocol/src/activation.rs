@@ -25,8 +25,7 @@ pub struct ActivationRequest {
     pub hostname: String,
     /// The region the operator asked for; the cloud refuses a region it does not serve.
     pub region: String,
-    /// Always `BACKUP_VM` today.
-    pub gateway_type: String,
+    pub gateway_type: GatewayType,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,4 +66,13 @@ pub enum ActivationStatus {
         region: String,
         credentials: GatewayCredentials,
     },
+}
+
+wire_enum! {
+    /// The kind of gateway. Open: a cloud refuses a type it does not serve with its own clear
+    /// error rather than a parse failure.
+    pub enum GatewayType: open {
+        /// A gateway that backs up VMware VMs (the only kind today).
+        BackupVm = "BACKUP_VM",
+    }
 }

@@ -60,10 +60,37 @@ pub struct CommandResult {
 #[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CommandOutcome {
     Succeeded,
-    /// `stage` says where it failed: `DNS`, `TCP`, `TLS`, `AUTHENTICATION`, `PRIVILEGES`, …
+    /// `stage` says where it failed.
     #[serde(rename_all = "camelCase")]
     Failed {
-        stage: String,
+        stage: TestStage,
         message: String,
     },
+}
+
+wire_enum! {
+    /// Where a command failed. Open: the cloud quotes a stage from a newer agent as sent rather
+    /// than losing the command's result.
+    pub enum TestStage: open {
+        /// The host name does not resolve, or is not a host name.
+        Dns = "DNS",
+        /// No TCP connection to the host's port.
+        Tcp = "TCP",
+        /// The TLS handshake or the certificate check failed.
+        Tls = "TLS",
+        /// vCenter refused the user name or password.
+        Authentication = "AUTHENTICATION",
+        /// Logged in, but the user may not read the inventory or tags.
+        Privileges = "PRIVILEGES",
+        /// vCenter did not answer within the test's time limit.
+        Timeout = "TIMEOUT",
+        /// vCenter answered with some other fault.
+        Vcenter = "VCENTER",
+        /// No vCenter session is available to run the command on.
+        Unavailable = "UNAVAILABLE",
+        /// The metadata sync could not be started.
+        Sync = "SYNC",
+        /// This agent does not support the command.
+        Unsupported = "UNSUPPORTED",
+    }
 }

@@ -76,10 +76,28 @@ pub struct HypervisorStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateStatus {
-    /// `IDLE`, `DOWNLOADING`, `STAGED`, `APPLYING`, `VERIFYING`, `ROLLED_BACK`.
-    pub state: String,
+    pub state: UpdateState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_version: Option<String>,
+}
+
+wire_enum! {
+    /// Where the agent's software update stands. Open: the cloud shows a state from a newer
+    /// agent as sent instead of refusing its heartbeat.
+    #[derive(Default)]
+    pub enum UpdateState: open {
+        /// No update in progress.
+        #[default]
+        Idle = "IDLE",
+        Downloading = "DOWNLOADING",
+        /// Downloaded and verified, waiting for the maintenance window.
+        Staged = "STAGED",
+        Applying = "APPLYING",
+        /// Installed; the new version is checking itself before it commits.
+        Verifying = "VERIFYING",
+        /// The new version failed its checks; the previous one runs again.
+        RolledBack = "ROLLED_BACK",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

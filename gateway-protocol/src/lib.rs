@@ -10,6 +10,9 @@
 //! assert_eq!(HypervisorState::Online.as_str(), "ONLINE");
 //! ```
 
+#[macro_use]
+mod wire_enum;
+
 pub mod activation;
 pub mod commands;
 pub mod config;

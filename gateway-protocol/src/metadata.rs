@@ -83,6 +83,18 @@ pub enum SyncOutcome {
     },
 }
 
+wire_enum! {
+    /// The state of a metadata sync, as `GetHypervisor.LatestMetadataSyncStatus` shows it.
+    /// Closed: the cloud stores it, so an unknown value is refused with an error naming it.
+    pub enum SyncStatus: closed "sync status" {
+        Created = "CREATED",
+        Running = "RUNNING",
+        Failed = "FAILED",
+        PartiallyFailed = "PARTIALLY_FAILED",
+        Succeeded = "SUCCEEDED",
+    }
+}
+
 /// Sent when a sync starts so `GetHypervisor` shows `RUNNING`, and when it fails before upload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,7 +102,7 @@ pub struct SyncStatusReport {
     pub hypervisor_arn: String,
     pub sync_id: String,
     /// `RUNNING`, or a final outcome when the sync ended without a completing batch.
-    pub status: String,
+    pub status: SyncStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub at: DateTime<Utc>,

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bgw_protocol::commands::CommandOutcome;
+use bgw_protocol::commands::{CommandOutcome, TestStage};
 use bgw_protocol::heartbeat::HypervisorState;
 use vsphere_client::{Client, ConnectOptions, ErrorKind, Secret, Trust};
 
@@ -25,14 +25,14 @@ pub fn state_for(error: &vsphere_client::Error) -> HypervisorState {
 }
 
 /// The test stage an error from vCenter belongs to.
-pub fn stage_for(error: &vsphere_client::Error) -> &'static str {
+pub fn stage_for(error: &vsphere_client::Error) -> TestStage {
     match error.kind() {
-        ErrorKind::Network => "TCP",
-        ErrorKind::Tls => "TLS",
-        ErrorKind::Authentication => "AUTHENTICATION",
-        ErrorKind::Privilege => "PRIVILEGES",
-        ErrorKind::InvalidInput => "DNS",
-        _ => "VCENTER",
+        ErrorKind::Network => TestStage::Tcp,
+        ErrorKind::Tls => TestStage::Tls,
+        ErrorKind::Authentication => TestStage::Authentication,
+        ErrorKind::Privilege => TestStage::Privileges,
+        ErrorKind::InvalidInput => TestStage::Dns,
+        _ => TestStage::Vcenter,
     }
 }
 
@@ -61,9 +61,9 @@ pub fn split_host(host: &str) -> Result<(String, u16), String> {
     Ok((name, url.port().unwrap_or(443)))
 }
 
-fn failed(stage: &str, message: impl Into<String>) -> CommandOutcome {
+fn failed(stage: TestStage, message: impl Into<String>) -> CommandOutcome {
     CommandOutcome::Failed {
-        stage: stage.to_string(),
+        stage,
         message: message.into(),
     }
 }
@@ -80,7 +80,7 @@ pub async fn test(
     match tokio::time::timeout(TEST_TIMEOUT, test_steps(host, username, password, trust)).await {
         Ok(outcome) => outcome,
         Err(_) => failed(
-            "TIMEOUT",
+            TestStage::Timeout,
             format!(
                 "vCenter at {host} did not answer within {} s",
                 TEST_TIMEOUT.as_secs()
@@ -97,18 +97,18 @@ async fn test_steps(
 ) -> CommandOutcome {
     let (name, port) = match split_host(host) {
         Ok(v) => v,
-        Err(e) => return failed("DNS", e),
+        Err(e) => return failed(TestStage::Dns, e),
     };
     let addrs: Vec<SocketAddr> =
         match tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host((name.as_str(), port)))
             .await
         {
             Ok(Ok(a)) => a.collect(),
-            Ok(Err(e)) => return failed("DNS", format!("cannot resolve {name}: {e}")),
-            Err(_) => return failed("DNS", format!("resolving {name} timed out")),
+            Ok(Err(e)) => return failed(TestStage::Dns, format!("cannot resolve {name}: {e}")),
+            Err(_) => return failed(TestStage::Dns, format!("resolving {name} timed out")),
         };
     if addrs.is_empty() {
-        return failed("DNS", format!("{name} resolves to no address"));
+        return failed(TestStage::Dns, format!("{name} resolves to no address"));
     }
     let mut last_error = String::new();
     let mut connected = false;
@@ -124,13 +124,13 @@ async fn test_steps(
     }
     if !connected {
         return failed(
-            "TCP",
+            TestStage::Tcp,
             format!("cannot open a TCP connection to {name} port {port} ({last_error})"),
         );
     }
     let (Some(username), Some(password)) = (username, password) else {
         return failed(
-            "AUTHENTICATION",
+            TestStage::Authentication,
             format!("no user name and password to log in to {host} with"),
         );
     };
@@ -167,7 +167,7 @@ async fn check_privileges(client: &Client) -> CommandOutcome {
     let sample: Vec<String> = first.into_iter().collect();
     if let Err(e) = client.tags_for(&sample).await {
         let stage = match e.kind() {
-            ErrorKind::Authentication | ErrorKind::Privilege => "PRIVILEGES",
+            ErrorKind::Authentication | ErrorKind::Privilege => TestStage::Privileges,
             _ => stage_for(&e),
         };
         return failed(stage, format!("cannot read vSphere tags: {e}"));
@@ -204,7 +204,7 @@ mod tests {
         let trust = TrustStore::new(crate::state::Store::open(dir.path()).unwrap());
         match test("no-such-host.invalid", Some("u"), Some("p"), &trust).await {
             CommandOutcome::Failed { stage, message } => {
-                assert_eq!(stage, "DNS", "{message}");
+                assert_eq!(stage, TestStage::Dns, "{message}");
                 assert!(message.contains("no-such-host.invalid"));
             }
             other => panic!("{other:?}"),
@@ -220,7 +220,7 @@ mod tests {
         let trust = TrustStore::new(crate::state::Store::open(dir.path()).unwrap());
         match test(&format!("127.0.0.1:{port}"), Some("u"), Some("p"), &trust).await {
             CommandOutcome::Failed { stage, message } => {
-                assert_eq!(stage, "TCP", "{message}");
+                assert_eq!(stage, TestStage::Tcp, "{message}");
                 assert!(message.contains(&port.to_string()));
             }
             other => panic!("{other:?}"),

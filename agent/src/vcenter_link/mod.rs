@@ -35,7 +35,7 @@ pub mod watch;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bgw_protocol::commands::CommandOutcome;
+use bgw_protocol::commands::{CommandOutcome, TestStage};
 use bgw_protocol::config::HypervisorConfig;
 use bgw_protocol::heartbeat::HypervisorStatus;
 use bgw_protocol::Secret;
@@ -192,7 +192,7 @@ impl HypervisorLink for VcenterLink {
         Box::pin(async move {
             let Some(trust) = trust else {
                 return CommandOutcome::Failed {
-                    stage: "UNAVAILABLE".into(),
+                    stage: TestStage::Unavailable,
                     message: "the gateway is still starting; try again".into(),
                 };
             };
@@ -220,7 +220,7 @@ impl HypervisorLink for VcenterLink {
                     // A sync is already queued: it will cover this request too.
                     Err(mpsc::error::TrySendError::Full(_)) => CommandOutcome::Succeeded,
                     Err(mpsc::error::TrySendError::Closed(_)) => CommandOutcome::Failed {
-                        stage: "SYNC".into(),
+                        stage: TestStage::Sync,
                         message: "the hypervisor connection is restarting; try again".into(),
                     },
                 }
@@ -241,7 +241,7 @@ impl HypervisorLink for VcenterLink {
                 };
                 sync::report_not_run(&ctx, message.clone());
                 CommandOutcome::Failed {
-                    stage: "SYNC".into(),
+                    stage: TestStage::Sync,
                     message,
                 }
             }

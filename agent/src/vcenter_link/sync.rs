@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use bgw_protocol::metadata::{MetadataBatch, SyncOutcome, SyncStatusReport, VmRecord};
+use bgw_protocol::metadata::{MetadataBatch, SyncOutcome, SyncStatus, SyncStatusReport, VmRecord};
 use vsphere_client::{Client, Vm};
 
 use super::records::{self, Problem};
@@ -41,7 +41,7 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
     let sync_id = uuid::Uuid::new_v4().to_string();
     tracing::Span::current().record("sync", sync_id.as_str());
     let started = Instant::now();
-    report_status(ctx, &sync_id, "RUNNING", None);
+    report_status(ctx, &sync_id, SyncStatus::Running, None);
 
     let mut progress = Progress {
         sync_id: sync_id.clone(),
@@ -81,7 +81,7 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
         if progress.batches == 0
             || queue_batch(ctx, &mut progress, Vec::new(), Some(outcome.clone())).is_err()
         {
-            report_status(ctx, &sync_id, "FAILED", Some(message.clone()));
+            report_status(ctx, &sync_id, SyncStatus::Failed, Some(message.clone()));
         }
         finish(ctx, "FAILED", Some(message), None, started);
         crate::memory::release_free();
@@ -97,7 +97,7 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
     };
     if let Err(e) = queue_batch(ctx, &mut progress, Vec::new(), Some(outcome.clone())) {
         let message = format!("cannot queue the metadata for upload: {e}");
-        report_status(ctx, &sync_id, "FAILED", Some(message.clone()));
+        report_status(ctx, &sync_id, SyncStatus::Failed, Some(message.clone()));
         finish(ctx, "FAILED", Some(message.clone()), None, started);
         return SyncOutcome::Failed { message };
     }
@@ -206,11 +206,11 @@ pub async fn tags_changed(client: &Client, known: &Known) -> vsphere_client::Res
 }
 
 /// Queues a status report (`RUNNING`, or `FAILED` when no batch will follow).
-fn report_status(ctx: &Ctx, sync_id: &str, status: &str, message: Option<String>) {
+fn report_status(ctx: &Ctx, sync_id: &str, status: SyncStatus, message: Option<String>) {
     let report = SyncStatusReport {
         hypervisor_arn: ctx.hv.hypervisor_arn.clone(),
         sync_id: sync_id.to_string(),
-        status: status.to_string(),
+        status,
         message,
         at: ctx.rt.time.now_utc(),
     };
@@ -218,7 +218,7 @@ fn report_status(ctx: &Ctx, sync_id: &str, status: &str, message: Option<String>
         Ok(_) => ctx.rt.outbox_changed.notify_one(),
         Err(e) => tracing::error!(error = %e, "cannot queue the sync status"),
     }
-    if status == "RUNNING" {
+    if status == SyncStatus::Running {
         let mut summary = ctx.rt.sync.read().expect("runtime lock").clone();
         summary.last_status = Some("RUNNING".into());
         summary.last_message = None;
@@ -232,7 +232,7 @@ fn report_status(ctx: &Ctx, sync_id: &str, status: &str, message: Option<String>
 /// the reason, so the cloud does not show it `CREATED` forever.
 pub fn report_not_run(ctx: &Ctx, message: String) {
     let sync_id = uuid::Uuid::new_v4().to_string();
-    report_status(ctx, &sync_id, "FAILED", Some(message.clone()));
+    report_status(ctx, &sync_id, SyncStatus::Failed, Some(message.clone()));
     finish(ctx, "FAILED", Some(message), None, Instant::now());
 }
 

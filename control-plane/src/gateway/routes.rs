@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use bgw_protocol::activation::GatewayType;
 use bgw_protocol::activation::{
     ActivationKeyIssued, ActivationRequest, ActivationStatus, ActivationWait, GatewayCredentials,
 };
@@ -17,7 +18,9 @@ use bgw_protocol::commands::{
 use bgw_protocol::config::{ConfigRequest, ConfigResponse};
 use bgw_protocol::credentials::RotatedCredentials;
 use bgw_protocol::heartbeat::{Heartbeat, HeartbeatAck, HypervisorState as WireState};
-use bgw_protocol::metadata::{MetadataAck, MetadataBatch, SyncOutcome, SyncStatusReport};
+use bgw_protocol::metadata::{
+    MetadataAck, MetadataBatch, SyncOutcome, SyncStatus as Reported, SyncStatusReport,
+};
 use bgw_protocol::{paths, ErrorBody, ErrorCode, MAX_LONG_POLL_SECS};
 use rand::Rng;
 use serde::de::DeserializeOwned;
@@ -191,7 +194,7 @@ async fn activation_request(
             ),
         ));
     }
-    if req.gateway_type != "BACKUP_VM" {
+    if req.gateway_type != GatewayType::BackupVm {
         return Err(Failure::new(
             ErrorCode::InvalidRequest,
             "gatewayType must be BACKUP_VM",
@@ -423,7 +426,7 @@ async fn heartbeat(State((state, hub)): State<Ctx>, request: Request) -> Answer<
                 .map_or("unlimited".into(), |b| b.to_string()),
         );
         gw.reported
-            .insert("update_state".into(), hb.update.state.clone());
+            .insert("update_state".into(), hb.update.state.to_string());
         Ok(())
     })?;
     if let (Some(hv_arn), Some(reported)) = (&gw.hypervisor_arn, &hb.hypervisor.hypervisor_arn) {
@@ -627,18 +630,12 @@ async fn metadata(State((state, _)): State<Ctx>, request: Request) -> Answer<Met
 async fn sync_status(State((state, _)): State<Ctx>, request: Request) -> Answer<serde_json::Value> {
     let (agent, report): (_, SyncStatusReport) = signed(&state, request).await?;
     owned_hypervisor(&state, &agent, &report.hypervisor_arn)?;
-    let status = match report.status.as_str() {
-        "CREATED" => SyncStatus::Created,
-        "RUNNING" => SyncStatus::Running,
-        "FAILED" => SyncStatus::Failed,
-        "PARTIALLY_FAILED" => SyncStatus::PartiallyFailed,
-        "SUCCEEDED" => SyncStatus::Succeeded,
-        other => {
-            return Err(Failure::new(
-                ErrorCode::InvalidRequest,
-                format!("unknown sync status {other:?}"),
-            ))
-        }
+    let status = match report.status {
+        Reported::Created => SyncStatus::Created,
+        Reported::Running => SyncStatus::Running,
+        Reported::Failed => SyncStatus::Failed,
+        Reported::PartiallyFailed => SyncStatus::PartiallyFailed,
+        Reported::Succeeded => SyncStatus::Succeeded,
     };
     if state.api.store.sync_completed(&report.sync_id)? {
         return Ok(Json(serde_json::json!({})));
