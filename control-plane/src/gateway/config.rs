@@ -259,7 +259,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(current(&store, ARN).unwrap().version, version);
         store
-            .update_gateway_agent(ARN, |a| a.heartbeat_interval_secs = 2)
+            .update_gateway_agent(ARN, &mut |a| a.heartbeat_interval_secs = 2)
             .unwrap();
         assert_eq!(current(&store, ARN).unwrap().version, version);
     }

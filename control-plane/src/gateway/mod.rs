@@ -17,6 +17,7 @@
 pub mod config;
 pub mod hub;
 pub mod routes;
+pub mod service;
 
 pub use hub::GatewayHub;
 pub use routes::router;

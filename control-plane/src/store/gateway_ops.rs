@@ -133,7 +133,7 @@ impl Store {
     pub fn update_gateway_agent(
         &self,
         gateway_arn: &str,
-        mut change: impl FnMut(&mut GatewayAgent),
+        change: &mut dyn FnMut(&mut GatewayAgent),
     ) -> Result<Option<GatewayAgent>, StoreError> {
         let t = tree(self, "gw_agents")?;
         let key = gateway_arn.as_bytes();

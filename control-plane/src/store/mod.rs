@@ -12,7 +12,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod domain;
 mod gateway_ops;
+pub mod memory;
 mod ops;
 pub mod records;
 
