@@ -6,6 +6,7 @@ use std::time::Duration;
 use bgw_protocol::commands::{Command, CommandKind, CommandOutcome, CommandResult};
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::activation::sleep_or_cancel;
 use crate::backoff::Backoff;
@@ -21,6 +22,7 @@ pub async fn run(
     rt: Arc<Runtime>,
     cloud: CloudClient,
     link: Arc<dyn HypervisorLink>,
+    tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -34,9 +36,10 @@ pub async fn run(
             Ok(batch) => {
                 backoff.reset();
                 for command in batch.commands {
-                    // Each command runs on its own task so a slow sync does not delay a test.
+                    // Each command runs on its own task so a slow one does not delay the
+                    // next; the daemon waits for them at shutdown.
                     let (rt, link) = (rt.clone(), link.clone());
-                    tokio::spawn(async move { execute(rt, link, command).await });
+                    tracker.spawn(async move { execute(rt, link, command).await });
                 }
             }
             Err(e) => {

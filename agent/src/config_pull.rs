@@ -11,6 +11,7 @@ use crate::activation::sleep_or_cancel;
 use crate::backoff::Backoff;
 use crate::cloud::CloudClient;
 use crate::hypervisor::HypervisorLink;
+use crate::jobs::JobRunner;
 use crate::runtime::Runtime;
 use crate::status::bandwidth_schedule;
 
@@ -18,12 +19,13 @@ pub async fn run(
     rt: Arc<Runtime>,
     cloud: CloudClient,
     link: Arc<dyn HypervisorLink>,
+    jobs: JobRunner,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut rng = rand::rngs::StdRng::from_entropy();
     let stored = rt.config.borrow().hypervisor.clone();
-    link.apply(rt.clone(), stored).await;
+    link.apply(rt.clone(), jobs.clone(), stored).await;
     loop {
         let known = rt.config.borrow().version;
         let answer = tokio::select! {
@@ -58,7 +60,7 @@ pub async fn run(
                 let hypervisor = config.hypervisor.clone();
                 rt.config.send_replace(config);
                 if hypervisor_changed {
-                    link.apply(rt.clone(), hypervisor).await;
+                    link.apply(rt.clone(), jobs.clone(), hypervisor).await;
                 }
             }
             Err(e) => {

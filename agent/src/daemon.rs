@@ -15,6 +15,7 @@ use crate::endpoints::{self, BoundEndpoints, ENDPOINTS_FILE};
 use crate::error::{Error, Result};
 use crate::host::HostFacts;
 use crate::hypervisor::HypervisorLink;
+use crate::jobs::{JobRunner, JobStore};
 use crate::runtime::Runtime;
 use crate::state::Store;
 use crate::vcenter_link::VcenterLink;
@@ -90,6 +91,11 @@ pub async fn run_with(
         host.hostname.clone(),
     ));
 
+    let jobs = JobRunner::start(
+        JobStore::new(store.tree("jobs")?),
+        rt.time.clone(),
+        shutdown.child_token(),
+    )?;
     let tracker = TaskTracker::new();
     let mut bound = BoundEndpoints::default();
 
@@ -107,6 +113,7 @@ pub async fn run_with(
         endpoints::admin::router(endpoints::admin::AdminState {
             rt: rt.clone(),
             activation: activation.clone(),
+            jobs: jobs.clone(),
             endpoint: config.cloud.endpoint.to_string(),
             region: config.cloud.region.clone(),
         }),
@@ -130,6 +137,7 @@ pub async fn run_with(
         let (rt, cloud, shutdown, tracker2) =
             (rt.clone(), cloud.clone(), shutdown.clone(), tracker.clone());
         let link = components.hypervisor.clone();
+        let jobs = jobs.clone();
         tracker.spawn(async move {
             let mut activated = rt.activated.subscribe();
             tokio::select! {
@@ -147,12 +155,14 @@ pub async fn run_with(
                 rt.clone(),
                 cloud.clone(),
                 link.clone(),
+                tracker2.clone(),
                 shutdown.clone(),
             ));
             tracker2.spawn(config_pull::run(
                 rt.clone(),
                 cloud.clone(),
                 link,
+                jobs,
                 shutdown.clone(),
             ));
             tracker2.spawn(outbox::run(rt.clone(), cloud.clone(), shutdown.clone()));
@@ -179,11 +189,13 @@ pub async fn run_with(
     tracing::info!("stopping");
     systemd::stopping();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+    // Tasks, commands in flight and jobs share one grace period.
+    let everything = async { tokio::join!(tracker.wait(), jobs.wait()) };
+    if tokio::time::timeout(SHUTDOWN_GRACE, everything)
         .await
         .is_err()
     {
-        tracing::warn!("some tasks did not stop in time");
+        tracing::warn!("some tasks or jobs did not stop in time");
     }
     store.flush()?;
     let _ = std::fs::remove_file(config.gateway.state_dir.join(ENDPOINTS_FILE));

@@ -72,7 +72,7 @@ fn build(rt: &Runtime, host: &HostFacts) -> Heartbeat {
     let now = rt.time.now_utc();
     let limit = bandwidth_schedule(&config).limit_at(now, rt.timezone);
     rt.metrics.set_bandwidth_limit(limit);
-    let mut hypervisor = rt.hypervisor.read().expect("runtime lock").clone();
+    let mut hypervisor = rt.hypervisor.current();
     if hypervisor.hypervisor_arn.is_none() {
         hypervisor.hypervisor_arn = config.hypervisor.as_ref().map(|h| h.hypervisor_arn.clone());
     }

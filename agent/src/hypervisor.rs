@@ -12,13 +12,20 @@ use bgw_protocol::config::HypervisorConfig;
 use bgw_protocol::Secret;
 use futures::future::BoxFuture;
 
+use crate::jobs::JobRunner;
 use crate::runtime::Runtime;
 
 /// What the daemon needs from a hypervisor integration.
 pub trait HypervisorLink: Send + Sync + 'static {
     /// The hypervisor configuration changed (`None` = disassociated). Called once at start
     /// with the stored configuration.
-    fn apply(&self, rt: Arc<Runtime>, config: Option<HypervisorConfig>) -> BoxFuture<'static, ()>;
+    /// Long work (full syncs) runs on `jobs`.
+    fn apply(
+        &self,
+        rt: Arc<Runtime>,
+        jobs: JobRunner,
+        config: Option<HypervisorConfig>,
+    ) -> BoxFuture<'static, ()>;
 
     /// Tries a configuration (`TestHypervisorConfiguration`): DNS, TCP, TLS, login, privileges.
     fn test(
@@ -45,6 +52,7 @@ impl HypervisorLink for NoHypervisor {
     fn apply(
         &self,
         _rt: Arc<Runtime>,
+        _jobs: JobRunner,
         _config: Option<HypervisorConfig>,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async {})

@@ -27,6 +27,8 @@ pub mod error;
 pub mod heartbeat;
 pub mod host;
 pub mod hypervisor;
+pub mod hypervisor_board;
+pub mod jobs;
 pub mod memory;
 pub mod metrics;
 pub mod outbox;

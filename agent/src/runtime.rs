@@ -5,12 +5,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use bgw_protocol::config::GatewayConfig;
-use bgw_protocol::heartbeat::HypervisorStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::CloudTime;
+use crate::hypervisor_board::HypervisorBoard;
 use crate::metrics::Metrics;
 use crate::state::{Activated, Store};
 
@@ -45,7 +45,8 @@ pub struct Runtime {
     pub outbox_changed: Notify,
     pub last_heartbeat: RwLock<Option<DateTime<Utc>>>,
     pub last_cloud_error: RwLock<Option<String>>,
-    pub hypervisor: RwLock<HypervisorStatus>,
+    /// The hypervisor state, fenced by connection generation.
+    pub hypervisor: HypervisorBoard,
     pub sync: RwLock<SyncSummary>,
     /// The upload throttle every upload draws from (see `bandwidth`).
     pub throttle: bgw_scheduler::throttle::Throttle,
@@ -76,7 +77,7 @@ impl Runtime {
             outbox_changed: Notify::new(),
             last_heartbeat: RwLock::new(None),
             last_cloud_error: RwLock::new(None),
-            hypervisor: RwLock::new(HypervisorStatus::default()),
+            hypervisor: HypervisorBoard::new(),
             sync: RwLock::new(sync),
             throttle: bgw_scheduler::throttle::Throttle::new(None),
         }))
@@ -84,10 +85,6 @@ impl Runtime {
 
     pub fn activated(&self) -> Option<Activated> {
         self.activated.borrow().clone()
-    }
-
-    pub fn set_hypervisor_status(&self, status: HypervisorStatus) {
-        *self.hypervisor.write().expect("runtime lock") = status;
     }
 
     /// Records the outcome of a sync (used by the metadata sync) and persists it.

@@ -134,6 +134,15 @@ impl Store {
         })
     }
 
+    /// Opens another tree of the store, for a component that keeps its own records
+    /// (the job runner's `jobs`).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
+        self.db.open_tree(name).map_err(|source| Error::State {
+            what: "open tree",
+            source,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

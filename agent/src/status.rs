@@ -113,7 +113,7 @@ impl StatusReport {
         let schedule = bandwidth_schedule(&config);
         let tz = rt.timezone;
         let next = schedule.next_change_after(now, tz);
-        let hypervisor = rt.hypervisor.read().expect("runtime lock").clone();
+        let hypervisor = rt.hypervisor.current();
         let sync = rt.sync.read().expect("runtime lock").clone();
         let pending = rt.store.pending_activation().ok().flatten();
         Self {

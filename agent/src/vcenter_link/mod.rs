@@ -41,9 +41,12 @@ use bgw_protocol::heartbeat::HypervisorStatus;
 use bgw_protocol::Secret;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::hypervisor::HypervisorLink;
+use crate::hypervisor_board::Generation;
+use crate::jobs::JobRunner;
 use crate::runtime::Runtime;
 use session::Request;
 use trust::TrustStore;
@@ -100,12 +103,33 @@ pub struct Ctx {
     pub rt: Arc<Runtime>,
     pub hv: HypervisorConfig,
     pub opts: LinkOptions,
+    /// The connection generation this context reports under (see [`HypervisorBoard`]).
+    ///
+    /// [`HypervisorBoard`]: crate::hypervisor_board::HypervisorBoard
+    pub generation: Generation,
+    /// Where full syncs run.
+    pub jobs: JobRunner,
 }
+
+/// How long a replaced connection gets to stop (log out of vCenter) before its successor
+/// connects anyway. Its state reports are fenced either way.
+pub const STOP_BOUND: Duration = Duration::from_secs(10);
 
 struct Running {
     hypervisor_arn: String,
     requests: mpsc::Sender<Request>,
     cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Waits for a replaced connection to end, at most [`STOP_BOUND`].
+async fn await_stopped(task: JoinHandle<()>) {
+    if tokio::time::timeout(STOP_BOUND, task).await.is_err() {
+        tracing::warn!(
+            bound_s = STOP_BOUND.as_secs(),
+            "the previous vCenter connection did not stop in time; connecting anyway"
+        );
+    }
 }
 
 /// The vCenter [`HypervisorLink`]: one connection task per associated hypervisor.
@@ -116,6 +140,7 @@ pub struct VcenterLink {
     /// The current configuration, for tests that leave out the credentials.
     config: Mutex<Option<HypervisorConfig>>,
     trust: Mutex<Option<TrustStore>>,
+    jobs: Mutex<Option<JobRunner>>,
 }
 
 impl VcenterLink {
@@ -125,51 +150,77 @@ impl VcenterLink {
             running: Mutex::new(None),
             config: Mutex::new(None),
             trust: Mutex::new(None),
+            jobs: Mutex::new(None),
         }
     }
 
-    fn stop_running(&self) {
-        if let Some(old) = self.running.lock().expect("link lock").take() {
-            old.cancel.cancel();
-        }
+    /// Cancels the running connection and hands back its task, to be awaited.
+    fn stop_running(&self) -> Option<JoinHandle<()>> {
+        let old = self.running.lock().expect("link lock").take()?;
+        old.cancel.cancel();
+        Some(old.task)
     }
 }
 
 impl Drop for VcenterLink {
     fn drop(&mut self) {
-        self.stop_running();
+        let _ = self.stop_running();
     }
 }
 
 impl HypervisorLink for VcenterLink {
-    fn apply(&self, rt: Arc<Runtime>, config: Option<HypervisorConfig>) -> BoxFuture<'static, ()> {
-        self.stop_running();
+    fn apply(
+        &self,
+        rt: Arc<Runtime>,
+        jobs: JobRunner,
+        config: Option<HypervisorConfig>,
+    ) -> BoxFuture<'static, ()> {
+        let previous = self.stop_running();
         let trust = TrustStore::new(rt.store.clone());
         *self.trust.lock().expect("link lock") = Some(trust.clone());
         *self.config.lock().expect("link lock") = config.clone();
+        *self.jobs.lock().expect("link lock") = Some(jobs.clone());
+        // From here on the replaced connection's reports are dropped.
         let Some(hv) = config else {
-            rt.set_hypervisor_status(HypervisorStatus::default());
-            return Box::pin(async {});
+            rt.hypervisor.begin(HypervisorStatus::default());
+            return Box::pin(async move {
+                if let Some(previous) = previous {
+                    await_stopped(previous).await;
+                }
+            });
         };
         tracing::info!(hypervisor = %hv.hypervisor_arn, host = %hv.host, "hypervisor configured");
-        rt.set_hypervisor_status(HypervisorStatus {
+        let generation = rt.hypervisor.begin(HypervisorStatus {
             hypervisor_arn: Some(hv.hypervisor_arn.clone()),
             state: bgw_protocol::heartbeat::HypervisorState::Pending,
             message: Some("connecting".into()),
         });
         let (tx, rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
-        *self.running.lock().expect("link lock") = Some(Running {
-            hypervisor_arn: hv.hypervisor_arn.clone(),
-            requests: tx,
-            cancel: cancel.clone(),
-        });
         let ctx = Ctx {
             rt,
-            hv,
+            hv: hv.clone(),
             opts: self.opts.clone(),
+            generation,
+            jobs: jobs.clone(),
         };
-        tokio::spawn(session::run(ctx, trust, rx, cancel));
+        // The new connection starts once the old one has logged out; requests sent
+        // meanwhile wait in the channel.
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                if let Some(previous) = previous {
+                    await_stopped(previous).await;
+                }
+                session::run(ctx, trust, rx, cancel).await
+            }
+        });
+        *self.running.lock().expect("link lock") = Some(Running {
+            hypervisor_arn: hv.hypervisor_arn,
+            requests: tx,
+            cancel,
+            task,
+        });
         Box::pin(async {})
     }
 
@@ -228,6 +279,14 @@ impl HypervisorLink for VcenterLink {
             _ => {
                 let message =
                     format!("hypervisor {hypervisor_arn} is not associated with this gateway");
+                let Some(jobs) = self.jobs.lock().expect("link lock").clone() else {
+                    return Box::pin(async {
+                        CommandOutcome::Failed {
+                            stage: "UNAVAILABLE".into(),
+                            message: "the gateway is still starting; try again".into(),
+                        }
+                    });
+                };
                 let ctx = Ctx {
                     rt,
                     hv: HypervisorConfig {
@@ -238,6 +297,8 @@ impl HypervisorLink for VcenterLink {
                         property_mappings: vec![],
                     },
                     opts: self.opts.clone(),
+                    generation: Generation::DETACHED,
+                    jobs,
                 };
                 sync::report_not_run(&ctx, message.clone());
                 CommandOutcome::Failed {

@@ -17,6 +17,8 @@ use super::sync::{self, Known};
 use super::trust::TrustStore;
 use super::{watch, Ctx};
 use crate::backoff::Backoff;
+use crate::jobs::{JobHandle, JobKind, JobOutcome, JobRunner};
+use bgw_protocol::metadata::SyncOutcome;
 
 /// Something asked of a running connection.
 #[derive(Debug)]
@@ -100,12 +102,16 @@ fn explain(ctx: &Ctx, e: &vsphere_client::Error) -> String {
     }
 }
 
+/// Reports the connection's state; dropped once this connection has been replaced.
 fn set_state(ctx: &Ctx, state: HypervisorState, message: Option<String>) {
-    ctx.rt.set_hypervisor_status(HypervisorStatus {
+    let status = HypervisorStatus {
         hypervisor_arn: Some(ctx.hv.hypervisor_arn.clone()),
         state,
         message,
-    });
+    };
+    if !ctx.rt.hypervisor.report(ctx.generation, status) {
+        return;
+    }
     if state != HypervisorState::Online {
         ctx.rt.metrics.error(match state {
             HypervisorState::Offline => "hypervisor_offline",
@@ -146,6 +152,55 @@ async fn connect(ctx: &Ctx, trust: &TrustStore) -> Result<Client, vsphere_client
     Ok(client)
 }
 
+/// A full sync running as a job. It owns what was uploaded last ([`Known`]) while it runs
+/// and hands it back, updated, when it ends.
+struct RunningSync {
+    handle: JobHandle<Known>,
+    jobs: JobRunner,
+}
+
+impl Drop for RunningSync {
+    /// A sync does not outlive its connection.
+    fn drop(&mut self) {
+        self.jobs.cancel(&self.handle.id);
+    }
+}
+
+/// Starts a full sync job with `known`. `None` if the job cannot be recorded.
+fn start_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> Option<RunningSync> {
+    let (job_ctx, client, mut known) = (ctx.clone(), client.clone(), std::mem::take(known));
+    let submitted = ctx.jobs.submit(
+        JobKind::MetadataSync,
+        &ctx.hv.hypervisor_arn,
+        move |_job| async move {
+            let outcome = match sync::full_sync(&job_ctx, &client, &mut known).await {
+                SyncOutcome::Succeeded => JobOutcome::Succeeded(None),
+                SyncOutcome::PartiallyFailed { message } => JobOutcome::Succeeded(Some(message)),
+                SyncOutcome::Failed { message } => JobOutcome::Failed(message),
+            };
+            (outcome, known)
+        },
+    );
+    match submitted {
+        Ok(handle) => Some(RunningSync {
+            handle,
+            jobs: ctx.jobs.clone(),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a metadata sync job");
+            None
+        }
+    }
+}
+
+/// The end of the running sync, if any: what it uploaded (empty if it was cancelled).
+async fn sync_done(sync: &mut Option<RunningSync>) -> Known {
+    match sync.as_mut() {
+        Some(s) => (&mut s.handle.done).await.unwrap_or_default(),
+        None => std::future::pending().await,
+    }
+}
+
 async fn connected(
     ctx: &Ctx,
     client: &Client,
@@ -157,14 +212,11 @@ async fn connected(
     let watch_cancel = cancel.child_token();
     let _stop_watch = watch_cancel.clone().drop_guard();
 
-    // A (re)connection may follow missed changes: start from a full sync.
-    let ended = tokio::select! {
-        _ = cancel.cancelled() => return Ended::Stopped,
-        o = sync::full_sync(ctx, client, known) => o,
-    };
-    if let bgw_protocol::metadata::SyncOutcome::Failed { message } = &ended {
-        tracing::debug!(%message, "initial sync failed");
-    }
+    // A (re)connection may follow missed changes: start from a full sync. Syncs run as
+    // jobs, so keepalive and the change watch go on meanwhile; changes seen during a sync
+    // are held and compared with its result.
+    let mut running = start_sync(ctx, client, known);
+    let mut sync_again = false;
 
     let mut feed = client.watch(watch_cancel.clone());
     let mut keepalive = tokio::time::interval_at(Instant::now() + opts.keepalive, opts.keepalive);
@@ -178,21 +230,35 @@ async fn connected(
             _ = cancel.cancelled() => return Ended::Stopped,
             request = requests.recv() => match request {
                 Some(Request::Sync) => {
-                    sync::full_sync(ctx, client, known).await;
-                    periodic.reset();
+                    if running.is_some() {
+                        sync_again = true;
+                    } else {
+                        running = start_sync(ctx, client, known);
+                    }
                 }
                 None => return Ended::Stopped,
             },
-            _ = periodic.tick() => {
-                tracing::info!("periodic metadata sync");
-                sync::full_sync(ctx, client, known).await;
+            synced = sync_done(&mut running) => {
+                *known = synced;
+                running = None;
+                periodic.reset();
+                if std::mem::take(&mut sync_again) {
+                    running = start_sync(ctx, client, known);
+                } else if !pending.is_empty() {
+                    flush_at = Some(Instant::now());
+                }
             }
-            _ = tag_check.tick() => match sync::tags_changed(client, known).await {
+            _ = periodic.tick() => {
+                if running.is_none() {
+                    tracing::info!("periodic metadata sync");
+                    running = start_sync(ctx, client, known);
+                }
+            }
+            _ = tag_check.tick(), if running.is_none() => match sync::tags_changed(client, known).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(vms = n, "VMware tags changed; syncing");
-                    sync::full_sync(ctx, client, known).await;
-                    periodic.reset();
+                    running = start_sync(ctx, client, known);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot compare VMware tags"),
             },
@@ -215,7 +281,7 @@ async fn connected(
                     })
                 }
             },
-            _ = sleep_until(flush_at), if flush_at.is_some() => {
+            _ = sleep_until(flush_at), if flush_at.is_some() && running.is_none() => {
                 flush_at = None;
                 let delta = watch::delta(&ctx.hv.property_mappings, known, std::mem::take(&mut pending));
                 if let Err(e) = watch::push(ctx, client, known, delta).await {
