@@ -282,7 +282,7 @@ impl HypervisorLink for VcenterLink {
                 let Some(jobs) = self.jobs.lock().expect("link lock").clone() else {
                     return Box::pin(async {
                         CommandOutcome::Failed {
-                            stage: "UNAVAILABLE".into(),
+                            stage: TestStage::Unavailable,
                             message: "the gateway is still starting; try again".into(),
                         }
                     });
