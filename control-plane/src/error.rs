@@ -22,6 +22,8 @@ pub enum Error {
         addr: String,
         source: std::io::Error,
     },
+    #[error("service registry: {0}")]
+    Registry(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod gateway;
 pub mod link;
 pub mod model;
+pub mod registry;
 pub mod secret;
 pub mod server;
 pub mod store;

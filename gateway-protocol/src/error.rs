@@ -3,29 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Failures while signing or verifying a gateway request.
+/// Failures of the protocol crate: signing a gateway request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot sign the request to {uri}: {reason}")]
-    Sign { uri: String, reason: String },
-    #[error("the request has no valid SigV4 authorization header: {0}")]
-    MalformedAuthorization(String),
-    #[error("the request is signed for service {found:?}, expected {expected:?}")]
-    WrongService { found: String, expected: String },
-    #[error("the request is signed for region {found:?}, expected {expected:?}")]
-    WrongRegion { found: String, expected: String },
-    #[error("unknown access key id {0}")]
-    UnknownAccessKey(String),
-    #[error("the signature does not match")]
-    SignatureMismatch,
-    #[error(
-        "request time {request_time} is more than {max_skew_secs} s away from server time {server_time}"
-    )]
-    Skewed {
-        request_time: DateTime<Utc>,
-        server_time: DateTime<Utc>,
-        max_skew_secs: i64,
-    },
+    #[error(transparent)]
+    Sign(#[from] bgw_sigv4::Error),
 }
 
 /// Machine-readable error codes of the gateway protocol.
@@ -45,6 +27,8 @@ pub enum ErrorCode {
     GatewayDeleted,
     /// The object does not exist.
     NotFound,
+    /// The body is larger than this path accepts; the message names the limit.
+    PayloadTooLarge,
     /// Too many requests from this address; retry after backing off.
     TooManyRequests,
     /// Retry later.
@@ -80,6 +64,7 @@ impl ErrorBody {
             ErrorCode::AccessDenied | ErrorCode::RequestTimeTooSkewed => 403,
             ErrorCode::InvalidActivationKey | ErrorCode::NotFound => 404,
             ErrorCode::ActivationKeyExpired | ErrorCode::GatewayDeleted => 410,
+            ErrorCode::PayloadTooLarge => 413,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,

@@ -147,7 +147,10 @@ fn at(t: DateTime<Utc>) -> SystemTime {
 fn a_signed_buffered_request_verifies_and_changes_do_not() {
     let v = Verifier::new("backup-gateway", "us-east-1");
     let map = signed("backup-gateway", Payload::Bytes(b"{}"), at(now()), SECRET);
-    assert_eq!(v.verify(&head(&map, true), b"{}", now(), lookup).unwrap(), AKID);
+    assert_eq!(
+        v.verify(&head(&map, true), b"{}", now(), lookup).unwrap(),
+        AKID
+    );
     // A changed body no longer matches the signed x-amz-content-sha256.
     assert!(matches!(
         v.verify(&head(&map, true), b"{ }", now(), lookup),
@@ -172,7 +175,9 @@ fn a_signature_for_another_service_is_refused_by_name() {
     let backup = Verifier::new("backup", "us-east-1");
     let map = signed("backup", Payload::Bytes(b"{}"), at(now()), SECRET);
     assert_eq!(
-        backup.verify(&head(&map, true), b"{}", now(), lookup).unwrap(),
+        backup
+            .verify(&head(&map, true), b"{}", now(), lookup)
+            .unwrap(),
         AKID
     );
     let err = gateway
@@ -210,7 +215,10 @@ fn skew_beyond_five_minutes_is_refused_naming_the_server_time() {
         else {
             panic!("{err}");
         };
-        assert_eq!((*request_time, *server_time, *max_skew_secs), (now(), server, 300));
+        assert_eq!(
+            (*request_time, *server_time, *max_skew_secs),
+            (now(), server, 300)
+        );
         let text = err.to_string();
         assert!(text.contains(words), "{text}");
         assert!(text.contains("20260101T120000Z"), "{text}");
@@ -233,7 +241,9 @@ fn unsigned_payload_is_accepted_over_tls_only_unless_configured() {
         default.verify(&head(&map, false), b"anything", now(), lookup),
         Err(Error::UnsignedPayloadRefused)
     ));
-    let refused = default.clone().with_unsigned_payload(UnsignedPayload::Refused);
+    let refused = default
+        .clone()
+        .with_unsigned_payload(UnsignedPayload::Refused);
     assert!(refused
         .verify_streamed(&head(&map, true), now(), lookup)
         .is_err());
@@ -268,20 +278,40 @@ async fn a_streamed_body_is_checked_against_its_declared_hash_at_the_end() {
     let v = Verifier::new("backup-gateway", "us-east-1");
     let body: &[u8] = b"chunk-one|chunk-two";
     let declared = hex::encode(Sha256::digest(body));
-    let map = signed("backup-gateway", Payload::Sha256(&declared), at(now()), SECRET);
-    let verified = v.verify_streamed(&head(&map, false), now(), lookup).unwrap();
+    let map = signed(
+        "backup-gateway",
+        Payload::Sha256(&declared),
+        at(now()),
+        SECRET,
+    );
+    let verified = v
+        .verify_streamed(&head(&map, false), now(), lookup)
+        .unwrap();
     assert_eq!(verified.access_key_id, AKID);
 
-    let good = verified.payload.clone().wrap(chunked(&[b"chunk-one|", b"chunk-two"]));
-    assert_eq!(good.collect().await.unwrap().to_bytes(), Bytes::from_static(body));
+    let good = verified
+        .payload
+        .clone()
+        .wrap(chunked(&[b"chunk-one|", b"chunk-two"]));
+    assert_eq!(
+        good.collect().await.unwrap().to_bytes(),
+        Bytes::from_static(body)
+    );
 
-    let bad = verified.payload.wrap(chunked(&[b"chunk-one|", b"chunk-TWO"]));
+    let bad = verified
+        .payload
+        .wrap(chunked(&[b"chunk-one|", b"chunk-TWO"]));
     let err = bad.collect().await.unwrap_err();
-    assert!(matches!(err, Error::PayloadHashMismatch { ref declared, .. } if declared == &hex::encode(Sha256::digest(body))), "{err}");
+    assert!(
+        matches!(err, Error::PayloadHashMismatch { ref declared, .. } if declared == &hex::encode(Sha256::digest(body))),
+        "{err}"
+    );
 
     // Buffered, the same request is checked against the whole body at once.
     assert!(v.verify(&head(&map, false), body, now(), lookup).is_ok());
-    assert!(v.verify(&head(&map, false), b"other", now(), lookup).is_err());
+    assert!(v
+        .verify(&head(&map, false), b"other", now(), lookup)
+        .is_err());
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub enum ErrorKind {
     ResourceNotFound,
     Conflict,
     Throttling,
+    RequestEntityTooLarge,
     InternalServer,
 }
 
@@ -34,6 +35,7 @@ impl ErrorKind {
             ErrorKind::ResourceNotFound => "ResourceNotFoundException",
             ErrorKind::Conflict => "ConflictException",
             ErrorKind::Throttling => "ThrottlingException",
+            ErrorKind::RequestEntityTooLarge => "RequestEntityTooLargeException",
             ErrorKind::InternalServer => "InternalServerException",
         }
     }
@@ -51,6 +53,7 @@ impl ErrorKind {
             ErrorKind::ResourceNotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Throttling => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -16,6 +16,9 @@ use crate::model::{model, Shape};
 pub enum Protocol {
     Cbor,
     Json,
+    /// AWS REST-JSON: operation chosen by method and path, members bound to the path (labels)
+    /// and a JSON body.
+    RestJson,
 }
 
 impl Protocol {
@@ -23,6 +26,7 @@ impl Protocol {
         match self {
             Protocol::Cbor => "application/cbor",
             Protocol::Json => "application/x-amz-json-1.0",
+            Protocol::RestJson => "application/json",
         }
     }
 
@@ -34,6 +38,9 @@ impl Protocol {
         let ok = match (self, got.as_deref()) {
             (Protocol::Cbor, Some("application/cbor")) => true,
             // Some JSON clients send plain application/json or 1.1; accept any JSON flavour.
+            // A REST request without a body (GET, DELETE) need not name a type.
+            (Protocol::RestJson, None) => true,
+            (Protocol::RestJson, Some(t)) => t == "application/json",
             (Protocol::Json, Some(t)) => {
                 t.starts_with("application/x-amz-json") || t == "application/json"
             }
@@ -56,9 +63,11 @@ impl Protocol {
             return Ok(Value::Object(Map::new()));
         }
         let value = match self {
-            Protocol::Json => serde_json::from_slice::<Value>(body).map_err(|e| {
-                ApiError::serialization(format!("request body is not valid JSON: {e}"))
-            })?,
+            Protocol::Json | Protocol::RestJson => {
+                serde_json::from_slice::<Value>(body).map_err(|e| {
+                    ApiError::serialization(format!("request body is not valid JSON: {e}"))
+                })?
+            }
             Protocol::Cbor => {
                 let mut reader = body;
                 let item: Cbor = ciborium::from_reader(&mut reader).map_err(|e| {
@@ -84,7 +93,9 @@ impl Protocol {
     /// Encodes an operation's output.
     pub fn encode_output(self, shape: Option<&str>, value: &Value) -> Vec<u8> {
         match self {
-            Protocol::Json => serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()),
+            Protocol::Json | Protocol::RestJson => {
+                serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+            }
             Protocol::Cbor => {
                 let item = json_to_cbor(shape, value);
                 let mut out = Vec::new();

@@ -24,11 +24,16 @@ use serde::de::DeserializeOwned;
 use sha2::Digest;
 
 use super::hub::GatewayHub;
-use crate::server::routes::{read, Received};
+use crate::api::error::ErrorKind as ApiErrorKind;
+use crate::server::routes::{read, BodyLimit, Received};
 use crate::server::{AppState, Peer};
 use crate::store::{ActivationKeyRecord, GatewayAgent, KeyBinding, KeyState, SyncStatus};
 
 type Ctx = (Arc<AppState>, GatewayHub);
+
+/// Largest metadata batch: the agent sends 500 VMs a batch (about 0.3 MiB with tags); the
+/// limit leaves room for long names and many tags. Other gateway paths keep the 1 MiB default.
+pub const METADATA_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 pub fn router(state: Arc<AppState>, hub: GatewayHub) -> Router {
     Router::new()
@@ -38,7 +43,10 @@ pub fn router(state: Arc<AppState>, hub: GatewayHub) -> Router {
         .route(paths::CONFIG, post(config))
         .route(paths::COMMANDS_POLL, post(commands_poll))
         .route(paths::COMMANDS_RESULT, post(command_result))
-        .route(paths::METADATA, post(metadata))
+        .route(
+            paths::METADATA,
+            post(metadata).layer(Extension(BodyLimit(METADATA_BODY_LIMIT))),
+        )
         .route(paths::SYNC_STATUS, post(sync_status))
         .route(paths::CREDENTIALS_ROTATE, post(rotate))
         .with_state((state, hub))
@@ -62,39 +70,27 @@ fn parse<T: DeserializeOwned>(received: &Received) -> Result<T, Failure> {
 }
 
 async fn receive(request: Request) -> Result<Received, Failure> {
-    read(request)
-        .await
-        .map_err(|e| Failure::new(ErrorCode::InvalidRequest, e.message))
+    read(request).await.map_err(|e| match e.kind {
+        ApiErrorKind::RequestEntityTooLarge => Failure::new(ErrorCode::PayloadTooLarge, e.message),
+        _ => Failure::new(ErrorCode::InvalidRequest, e.message),
+    })
 }
 
 /// Verifies the SigV4 signature with the gateway credentials; returns the gateway's record.
 fn authenticate(state: &AppState, received: &Received) -> Result<GatewayAgent, Failure> {
     let store = &state.api.store;
-    let headers: Vec<(&str, &str)> = received
-        .headers
-        .iter()
-        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
-        .collect();
     let now = state.api.now();
     let mut gateway = None;
-    let verified = bgw_protocol::sigv4::verify_request(
-        &bgw_protocol::sigv4::ReceivedRequest {
-            method: &received.method,
-            path_and_query: &received.path_and_query,
-            headers: &headers,
-            body: &received.body,
-        },
-        &state.region,
-        now,
-        |akid| {
+    let verified = state
+        .gateway_verifier
+        .verify(&received.head(), &received.body, now, |akid| {
             let credential = store.gateway_credential(akid).ok().flatten()?;
             gateway = Some(credential.gateway_arn.clone());
             Some(credential.secret_access_key.expose().to_string())
-        },
-    );
+        });
     let access_key = match verified {
         Ok(akid) => akid,
-        Err(bgw_protocol::Error::Skewed { server_time, .. }) => {
+        Err(bgw_sigv4::Error::Skewed { server_time, .. }) => {
             let mut body = ErrorBody::new(
                 ErrorCode::RequestTimeTooSkewed,
                 format!(

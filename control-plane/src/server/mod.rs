@@ -24,6 +24,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
+use bgw_sigv4::Verifier;
+
 use crate::api::ApiContext;
 use crate::arn::ArnFactory;
 use crate::auth::{credentials, KeyRing, Role};
@@ -31,11 +33,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ServeConfig, TlsMode};
 use crate::error::Error;
 use crate::link::GatewayLink;
+use crate::registry::{backup_gateway, AwsService, Registry};
 use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::tls::{self, TlsFiles};
 
-pub use routes::router;
+pub use routes::{router, BodyLimit, Transport};
 
 /// How long open connections may finish their requests after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -49,6 +52,12 @@ pub const ACTIVATION_REQUEST_BURST: u32 = 20;
 /// Shared state of all requests.
 pub struct AppState {
     pub api: ApiContext,
+    /// The AWS services served, each with its signature verifier.
+    pub registry: Registry,
+    /// Verifies the admin paths (signed as the Backup Gateway API).
+    pub admin_verifier: Verifier,
+    /// Verifies the gateway protocol (signed with the gateways' own credentials).
+    pub gateway_verifier: Verifier,
     pub keys: KeyRing,
     pub region: String,
     pub throttle: Throttle,
@@ -85,6 +94,19 @@ impl Server {
         self.state.clone()
     }
 
+    /// Registers one more AWS service. Services are registered before [`Server::run`] and
+    /// before the state is shared through [`Server::state`].
+    pub fn register(&mut self, service: AwsService) -> Result<(), Error> {
+        let state = Arc::get_mut(&mut self.state).ok_or_else(|| {
+            Error::Registry(format!(
+                "{} must be registered before the server state is shared",
+                service.title()
+            ))
+        })?;
+        state.registry.register(service);
+        Ok(())
+    }
+
     /// Serves until `shutdown` completes, then lets open connections finish for a bounded time.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let app = router(self.state.clone());
@@ -101,8 +123,11 @@ impl Server {
                     }
                 },
             };
-            let app = app.clone().layer(axum::Extension(Peer(peer)));
             let tls = self.tls.clone();
+            let app = app
+                .clone()
+                .layer(axum::Extension(Peer(peer)))
+                .layer(axum::Extension(Transport { tls: tls.is_some() }));
             tracker.spawn(async move {
                 let service = TowerToHyperService::new(app);
                 let builder = auto::Builder::new(TokioExecutor::new());
@@ -195,13 +220,19 @@ pub async fn bind_with(
         addr: config.listen.clone(),
         source,
     })?;
+    let api = ApiContext {
+        store,
+        arns: ArnFactory::new(config.region.clone(), config.account_id.clone()),
+        clock,
+        link,
+    };
+    let mut registry = Registry::new(config.region.clone());
+    registry.register(backup_gateway::service(api.clone()));
     let state = Arc::new(AppState {
-        api: ApiContext {
-            store,
-            arns: ArnFactory::new(config.region.clone(), config.account_id.clone()),
-            clock,
-            link,
-        },
+        api,
+        registry,
+        admin_verifier: Verifier::new(backup_gateway::SIGNING_NAME, &config.region),
+        gateway_verifier: Verifier::new(bgw_protocol::sigv4::SERVICE, &config.region),
         keys,
         region: config.region.clone(),
         throttle: Throttle::new(config.throttle_rps, config.throttle_burst),

@@ -9,28 +9,26 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use serde_json::Value;
 use tracing::Instrument;
 
 use super::admin;
 use super::AppState;
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::wire::Protocol;
-use crate::auth::sigv4::{self, RequestParts};
+use crate::auth::sigv4::{self, RequestHead, Verifier};
 use crate::auth::Principal;
 use crate::model::TARGET_PREFIX;
+use crate::registry::{Route, DEFAULT_BODY_LIMIT};
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// The server's routes. Compose further routers (the gateway protocol) with `merge`.
+/// The server's routes: `/health`, the admin paths, the gateway protocol, and every registered
+/// AWS service (routed by [`crate::registry::Registry::route`]).
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/health", get(|| async { "ok\n" }))
-        .route("/", post(json_api))
-        .route("/service/{service}/operation/{operation}", post(cbor_api))
         .route("/admin/activation-keys", post(admin::mint_activation_key))
         .route("/admin/virtual-machines", post(admin::put_virtual_machines))
-        .fallback(not_found)
+        .fallback(aws_api)
         .with_state(state.clone());
     match state.api.link.gateway_hub() {
         Some(hub) => api.merge(crate::gateway::router(state, hub)),
@@ -38,15 +36,56 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
 }
 
+/// The largest body a route accepts, as a request extension set by the route
+/// (`post(handler).layer(Extension(BodyLimit(bytes)))`); [`DEFAULT_BODY_LIMIT`] without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
+
+/// How the connection of a request arrived, as request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub tls: bool,
+}
+
 /// A received request, with its body read.
 pub(crate) struct Received {
     pub method: String,
     pub path_and_query: String,
     pub headers: HeaderMap,
+    pub over_tls: bool,
     pub body: Bytes,
 }
 
+impl Received {
+    /// The head, as the signature verifier reads it.
+    pub fn head(&self) -> RequestHead<'_> {
+        RequestHead {
+            method: &self.method,
+            path_and_query: &self.path_and_query,
+            headers: &self.headers,
+            over_tls: self.over_tls,
+        }
+    }
+}
+
+/// Reads a request whose route declared its limit with [`BodyLimit`].
 pub(crate) async fn read(request: Request) -> Result<Received, ApiError> {
+    let limit = request
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    read_limited(request, limit).await
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::RequestEntityTooLarge,
+        format!("the request body is larger than the {limit} bytes this operation accepts"),
+    )
+}
+
+/// Reads the whole body, refusing one longer than `limit` bytes with a 413 naming the limit.
+pub(crate) async fn read_limited(request: Request, limit: usize) -> Result<Received, ApiError> {
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers;
     // HTTP/2 carries the host in the URI authority; SigV4 signs it as `host`.
@@ -57,13 +96,25 @@ pub(crate) async fn read(request: Request) -> Result<Received, ApiError> {
             }
         }
     }
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit))
         .await
-        .map_err(|_| {
-            ApiError::serialization(format!(
-                "request body could not be read or is larger than {MAX_BODY_BYTES} bytes"
-            ))
-        })?;
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large(limit)
+            } else {
+                ApiError::serialization(format!("the request body could not be read: {e}"))
+            }
+        })?
+        .to_bytes();
     Ok(Received {
         method: parts.method.to_string(),
         path_and_query: parts
@@ -72,19 +123,30 @@ pub(crate) async fn read(request: Request) -> Result<Received, ApiError> {
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into()),
         headers,
+        over_tls: parts.extensions.get::<Transport>().is_some_and(|t| t.tls),
         body,
     })
 }
 
-/// Verifies the signature and applies the per-key throttle.
+/// Verifies an admin path's signature (signed as the Backup Gateway API) and applies the
+/// per-key throttle.
 pub(crate) fn authenticate(state: &AppState, req: &Received) -> Result<Principal, ApiError> {
-    let parts = RequestParts {
-        method: &req.method,
-        path_and_query: &req.path_and_query,
-        headers: &req.headers,
-        body: &req.body,
-    };
-    let principal = sigv4::verify(&parts, &state.keys, &state.region, state.api.now())?;
+    authenticate_with(state, &state.admin_verifier, req)
+}
+
+/// Verifies the signature with `verifier` and applies the per-key throttle.
+pub(crate) fn authenticate_with(
+    state: &AppState,
+    verifier: &Verifier,
+    req: &Received,
+) -> Result<Principal, ApiError> {
+    let principal = sigv4::verify(
+        verifier,
+        &req.head(),
+        &req.body,
+        &state.keys,
+        state.api.now(),
+    )?;
     if !state.throttle.allow(&principal.access_key) {
         return Err(ApiError::new(
             ErrorKind::Throttling,
@@ -94,42 +156,26 @@ pub(crate) fn authenticate(state: &AppState, req: &Received) -> Result<Principal
     Ok(principal)
 }
 
-async fn json_api(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let target = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let operation = match target.as_deref().map(|t| t.split_once('.')) {
-        Some(Some((prefix, op))) if prefix == TARGET_PREFIX => Some(op.to_owned()),
-        _ => None,
+/// Every request no fixed route claims: an operation of a registered service, or 404.
+async fn aws_api(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let Some(route) =
+        state
+            .registry
+            .route(request.method(), request.uri().path(), request.headers())
+    else {
+        return not_found(request).await;
     };
-    serve_api(state, Protocol::Json, operation, target, request).await
-}
-
-async fn cbor_api(
-    State(state): State<Arc<AppState>>,
-    axum::extract::Path((service, operation)): axum::extract::Path<(String, String)>,
-    request: Request,
-) -> Response {
-    let label = format!("{service}.{operation}");
-    let operation = (service == TARGET_PREFIX).then_some(operation);
-    serve_api(state, Protocol::Cbor, operation, Some(label), request).await
-}
-
-async fn serve_api(
-    state: Arc<AppState>,
-    protocol: Protocol,
-    operation: Option<String>,
-    label: Option<String>,
-    request: Request,
-) -> Response {
+    let protocol = route.protocol;
     let request_id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!("api", request_id = %request_id, op = operation.as_deref().unwrap_or("-"));
-    async move {
+    let span = tracing::info_span!(
+        "api",
+        request_id = %request_id,
+        service = route.service.signing_name(),
+        op = route.operation_name().unwrap_or("-")
+    );
+    async {
         let started = Instant::now();
-        let result = run_api(&state, protocol, operation.as_deref(), label.as_deref(), request).await;
-        let response = match result {
+        let response = match run_api(&state, &route, request).await {
             Ok(bytes) => api_response(protocol, StatusCode::OK, bytes, &request_id),
             Err(err) => {
                 if err.kind == ErrorKind::InternalServer {
@@ -147,41 +193,31 @@ async fn serve_api(
     .await
 }
 
+/// Body limit, signature, operation, decoding, handler, encoding.
 async fn run_api(
     state: &AppState,
-    protocol: Protocol,
-    operation: Option<&str>,
-    label: Option<&str>,
+    route: &Route<'_>,
     request: Request,
 ) -> Result<Vec<u8>, ApiError> {
-    let received = read(request).await?;
-    authenticate(state, &received)?;
-    let Some(op) = operation else {
-        return Err(ApiError::new(
-            ErrorKind::UnknownOperation,
-            match label {
-                Some(l) => format!(
-                    "unknown operation {l:?}; operations are named {TARGET_PREFIX}.<Operation>"
-                ),
-                None => format!("missing X-Amz-Target header ({TARGET_PREFIX}.<Operation>)"),
-            },
-        ));
-    };
-    let operation = crate::model::model().operations.get(op).ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::UnknownOperation,
-            format!("operation {op:?} is not part of the AWS Backup Gateway API"),
-        )
-    })?;
-    protocol.check_content_type(
+    let received = read_limited(request, route.body_limit()).await?;
+    authenticate_with(state, route.service.verifier(), &received)?;
+    let operation = route.operation.as_ref().map_err(Clone::clone)?;
+    route.protocol.check_content_type(
         received
             .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok()),
     )?;
-    let input = protocol.decode(&received.body)?;
-    let output = crate::api::dispatch(&state.api, &operation.name, input).await?;
-    Ok(protocol.encode_output(operation.output.as_deref(), &output))
+    let mut input = route.protocol.decode(&received.body)?;
+    if let Value::Object(members) = &mut input {
+        for (name, value) in &route.labels {
+            members.insert(name.clone(), Value::String(value.clone()));
+        }
+    }
+    let output = route.service.handler().call(&operation.name, input).await?;
+    Ok(route
+        .protocol
+        .encode_output(operation.output.as_deref(), &output))
 }
 
 pub(crate) fn api_response(

@@ -9,11 +9,13 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use serde_json::{json, Value};
 
+use crate::api::wire::Protocol;
 use crate::auth::credentials;
 use crate::clock::SystemClock;
 use crate::config::{ServeConfig, TlsMode};
 use crate::error::Error;
 use crate::link::RecordOnly;
+use crate::registry::{AwsService, HandlerFuture, ServiceHandler, DEFAULT_BODY_LIMIT};
 use crate::server::bind_with;
 
 struct Running {
@@ -25,12 +27,20 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(Vec::new()).await
+}
+
+/// Starts a server with further services registered beside the Backup Gateway API.
+async fn start_with(services: Vec<AwsService>) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::new("127.0.0.1:0", dir.path().join("data"));
     config.tls = TlsMode::PlainHttp;
-    let server = bind_with(config.clone(), Arc::new(SystemClock), Arc::new(RecordOnly))
+    let mut server = bind_with(config.clone(), Arc::new(SystemClock), Arc::new(RecordOnly))
         .await
         .unwrap();
+    for service in services {
+        server.register(service).unwrap();
+    }
     let url = server.url();
     let key =
         credentials::load_or_create(&config.admin_credentials_path(), &mut rand::thread_rng())
@@ -50,6 +60,19 @@ async fn start() -> Running {
 
 impl Running {
     async fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Vec<u8>) {
+        self.send("POST", path, "backup-gateway", headers, body)
+            .await
+    }
+
+    /// Sends a request signed with the admin key for the signing name `service`.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        service: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
         let host = self.url.trim_start_matches("http://").to_owned();
         let mut all: Vec<(&str, &str)> = vec![("host", host.as_str())];
         all.extend_from_slice(headers);
@@ -64,13 +87,13 @@ impl Running {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region("us-east-1")
-            .name("backup-gateway")
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
             .unwrap();
         let signable = SignableRequest::new(
-            "POST",
+            method,
             format!("{}{path}", self.url),
             all.iter().copied(),
             SignableBody::Bytes(&body),
@@ -78,7 +101,10 @@ impl Running {
         .unwrap();
         let (instructions, _) = sign(signable, &params.into()).unwrap().into_parts();
         let mut request = reqwest::Client::new()
-            .post(format!("{}{path}", self.url))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.url),
+            )
             .body(body);
         for (k, v) in headers {
             request = request.header(*k, *v);
@@ -299,5 +325,124 @@ async fn admin_paths_refuse_unsigned_callers() {
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    server.stop().await;
+}
+
+/// A REST-JSON service signed as `backup` that answers with what it was given.
+struct Vaults;
+
+impl ServiceHandler for Vaults {
+    fn call<'a>(&'a self, operation: &'a str, input: Value) -> HandlerFuture<'a> {
+        Box::pin(async move { Ok(json!({ "Operation": operation, "Input": input })) })
+    }
+}
+
+fn vaults() -> AwsService {
+    AwsService::new("AWS Backup API", "backup", Arc::new(Vaults))
+        .protocol(Protocol::RestJson)
+        .rest_operation(
+            "PUT",
+            "/backup-vaults/{BackupVaultName}",
+            "CreateBackupVault",
+            None,
+        )
+        .unwrap()
+        .body_limit("CreateBackupVault", 64)
+}
+
+#[tokio::test]
+async fn a_second_service_is_reached_by_its_rest_path_and_signed_with_its_own_name() {
+    let server = start_with(vec![vaults()]).await;
+    let json_type = [("content-type", "application/json")];
+    let (status, body) = server
+        .send(
+            "PUT",
+            "/backup-vaults/vault%201",
+            "backup",
+            &json_type,
+            br#"{"EncryptionKeyArn":"k"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["Operation"], "CreateBackupVault");
+    assert_eq!(body["Input"]["BackupVaultName"], "vault 1");
+    assert_eq!(body["Input"]["EncryptionKeyArn"], "k");
+
+    // Signed for the other service: refused, naming the signing name this path needs.
+    let (status, body) = server
+        .send(
+            "PUT",
+            "/backup-vaults/v",
+            "backup-gateway",
+            &json_type,
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("'backup', not 'backup-gateway'"), "{text}");
+
+    // The Backup Gateway API is still there beside it.
+    let (status, _) = server.json("ListGateways", json!({})).await;
+    assert_eq!(status, 200);
+    // And a path no service serves is 404.
+    let (status, _) = server
+        .send("GET", "/backup-vaults/v", "backup", &[], Vec::new())
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn each_operation_refuses_bodies_over_its_own_limit_with_413() {
+    let server = start_with(vec![vaults()]).await;
+    // 64 bytes for this operation.
+    let body = format!(r#"{{"EncryptionKeyArn":"{}"}}"#, "k".repeat(60));
+    let (status, answer) = server
+        .send(
+            "PUT",
+            "/backup-vaults/v",
+            "backup",
+            &[("content-type", "application/json")],
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 413);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("64 bytes"), "{text}");
+    assert!(text.contains("RequestEntityTooLargeException"), "{text}");
+
+    // The Backup Gateway API keeps 1 MiB: just under passes the limit, just over does not.
+    let padding = |n: usize| format!(r#"{{"NextToken":"{}"}}"#, "a".repeat(n));
+    let over = padding(DEFAULT_BODY_LIMIT);
+    let (status, answer) = server
+        .post(
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "BackupOnPremises_v20210101.ListGateways"),
+            ],
+            over.into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 413);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.contains(&format!("{DEFAULT_BODY_LIMIT} bytes")),
+        "{text}"
+    );
+    let under = padding(DEFAULT_BODY_LIMIT - 100);
+    let (status, answer) = server
+        .post(
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "BackupOnPremises_v20210101.ListGateways"),
+            ],
+            under.into_bytes(),
+        )
+        .await;
+    assert_ne!(status, 413, "{}", String::from_utf8_lossy(&answer));
     server.stop().await;
 }
