@@ -1,11 +1,19 @@
 //! Inventory benchmark: 10,000 VMs (20 clusters x 500 VMs) with 3 tags each.
 //!
-//! Starts the simulator, tags every VM, then times the full listing with tags in a
-//! fresh process (so its peak RSS is the listing's own) and reports wall time,
-//! HTTP requests and peak RSS next to pyvmomi fetching five plain properties of
-//! the same VMs (from the venv at `$BGW_VENV`, default `.tools/venv`).
+//! Starts the simulator, tags every VM, then in alternating rounds times
+//!
+//! - `bgw-agent vcenter inventory --tags --json` (the operator command, a fresh process whose
+//!   output is read to the end),
+//! - the same listing with tags through the library in a fresh process (so its peak RSS is the
+//!   listing's own), with wall time, HTTP requests and peak RSS,
+//! - pyvmomi fetching five plain properties of the same VMs (from the venv at `$BGW_VENV`,
+//!   default `.tools/venv`),
+//!
+//! and prints the medians. The agent binary is `$BGW_AGENT_BIN`, or `bgw-agent` next to the
+//! example's profile directory (build it with `cargo build --release -p bgw-agent`).
 //!
 //! ```text
+//! cargo build --release -p bgw-agent
 //! cargo run --release -p vsphere-client --example inventory_bench [-- CLUSTERS VMS_PER_CLUSTER]
 //! ```
 
@@ -84,9 +92,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .arg(properties)
             .output()
     };
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let agent = std::env::var_os("BGW_AGENT_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().unwrap_or_default();
+            let profile = exe
+                .parent()
+                .and_then(|p| p.parent())
+                .map(|p| p.to_path_buf());
+            profile.unwrap_or_default().join("bgw-agent")
+        });
+    if !agent.is_file() {
+        return Err(format!(
+            "{} not found: run cargo build --release -p bgw-agent or set BGW_AGENT_BIN",
+            agent.display()
+        )
+        .into());
+    }
+    let (mut cli, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         println!("round {round}:");
+        // The operator command, as a user runs it.
+        let t = Instant::now();
+        let out = Command::new(&agent)
+            .args(["vcenter", "inventory", "--host", &vc.host_port()])
+            .args(["--username", vc.username(), "--password-env", "BENCH_PASS"])
+            .args(["--thumbprint", &vc.thumbprint_sha256(), "--tags", "--json"])
+            .env("BENCH_PASS", vc.password())
+            .output()?;
+        let secs = t.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(format!(
+                "bgw-agent vcenter inventory failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let lines = out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        let (mut listed, mut tagged) = (0usize, 0usize);
+        for line in lines {
+            listed += 1;
+            let v: serde_json::Value = serde_json::from_slice(line)?;
+            if v["tags"].as_array().is_some_and(|t| t.len() == 3) {
+                tagged += 1;
+            }
+        }
+        println!(
+            "bgw-agent vcenter inventory --tags --json: {listed} VMs ({tagged} with 3 tags) in {secs:.3} s, {} MB of output",
+            out.stdout.len() / 1_000_000
+        );
+        cli.push(secs);
+
         let out = Command::new(std::env::current_exe()?)
             .env("BENCH_CHILD", "1")
             .env("BENCH_HOST", vc.host_port())
@@ -146,6 +202,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         v.sort_by(|a, b| a.total_cmp(b));
         v.get(v.len() / 2).copied()
     };
+    if let (Some(a), Some(b)) = (median(&mut cli), median(&mut theirs.clone())) {
+        println!(
+            "median of {rounds} rounds: bgw-agent vcenter inventory --tags --json {a:.3} s, pyvmomi {b:.3} s (5 plain properties): {}",
+            if a < b { "faster" } else { "NOT faster" }
+        );
+    }
     if let (Some(a), Some(b)) = (median(&mut ours), median(&mut theirs)) {
         println!(
             "median of {rounds} rounds: vsphere-client {a:.3} s (listing with tags), pyvmomi {b:.3} s (5 plain properties)"

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::error::{Error, Result};
-use crate::inventory::{RawVm, Topology, Vm, TOPOLOGY_TYPES, VM_PROPERTIES};
+use crate::inventory::{Disk, RawVm, Topology, Vm, DISK_PROPERTIES, TOPOLOGY_TYPES, VM_PROPERTIES};
 use crate::secret::Secret;
 use crate::session::{Session, Token};
 use crate::soap::{self, MoRef, ObjectContent, ServiceContent};
@@ -394,6 +394,86 @@ impl Client {
         Box::pin(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         }))
+    }
+
+    /// The virtual disks of the VMs `morefs`, keyed by moref: one `RetrievePropertiesEx` per
+    /// `page_size` VMs over their devices only. This is what a backup reads when it plans its
+    /// work; the listing leaves [`Vm::disks`] empty. A VM that no longer exists is left out.
+    pub async fn disks_for<S: AsRef<str>>(
+        &self,
+        morefs: &[S],
+    ) -> Result<std::collections::HashMap<String, Vec<Disk>>> {
+        let mut unique: Vec<&str> = morefs.iter().map(AsRef::as_ref).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let i = &self.inner;
+        let mut out = std::collections::HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(i.page_size.max(1)) {
+            let found = i
+                .session
+                .with_session(&i.t, &i.sc, |tok| async move {
+                    self.read_disks(&tok, chunk).await
+                })
+                .await?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// Sets [`Vm::disks`] of each VM in `vms` from [`Client::disks_for`].
+    pub async fn fill_disks(&self, vms: &mut [Vm]) -> Result<()> {
+        let morefs: Vec<&str> = vms.iter().map(|v| v.moref.as_str()).collect();
+        let mut disks = self.disks_for(&morefs).await?;
+        for vm in vms {
+            vm.disks = disks.remove(&vm.moref).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    async fn read_disks(
+        &self,
+        tok: &Token,
+        morefs: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<Disk>>> {
+        let mut out = std::collections::HashMap::new();
+        if morefs.is_empty() {
+            return Ok(out);
+        }
+        let mut spec =
+            String::from("<specSet><propSet><type>VirtualMachine</type><all>false</all>");
+        for p in DISK_PROPERTIES {
+            spec.push_str(&format!("<pathSet>{p}</pathSet>"));
+        }
+        spec.push_str("</propSet>");
+        for moref in morefs {
+            spec.push_str(&format!(
+                "<objectSet>{}<skip>false</skip></objectSet>",
+                MoRef::new("VirtualMachine", *moref).xml("obj")
+            ));
+        }
+        spec.push_str(
+            "<reportMissingObjectsInResults>false</reportMissingObjectsInResults></specSet>",
+        );
+        let res = self
+            .retrieve_spec(tok, &spec, |o| {
+                let raw = RawVm::from_object(&o);
+                out.insert(raw.moref.clone(), raw.disks());
+                Ok(())
+            })
+            .await;
+        match res {
+            Ok(()) => Ok(out),
+            // One of them went away while being read: read them one by one.
+            Err(Error::NotFound { .. }) if morefs.len() > 1 => {
+                let mut out = std::collections::HashMap::new();
+                for moref in morefs {
+                    out.extend(Box::pin(self.read_disks(tok, &[moref])).await?);
+                }
+                Ok(out)
+            }
+            Err(Error::NotFound { .. }) => Ok(out),
+            Err(e) => Err(e),
+        }
     }
 
     /// All VMs at once. Prefer [`Client::inventory`] for large inventories.

@@ -10,13 +10,16 @@ use crate::soap::{MoRef, ObjectContent};
 use crate::xml::Node;
 
 /// VM properties fetched in one `RetrievePropertiesEx` (and watched).
+///
+/// Not the devices: `config.hardware.device` is three quarters of what vCenter sends for a VM
+/// and only a backup needs it, so disks are read on request for chosen VMs
+/// ([`DISK_PROPERTIES`], `Client::disks_for`).
 pub(crate) const VM_PROPERTIES: &[&str] = &[
     "name",
     "config.instanceUuid",
     "config.uuid",
     "config.template",
     "config.changeTrackingEnabled",
-    "config.hardware.device",
     "guest.hostName",
     "guest.ipAddress",
     "runtime.powerState",
@@ -26,6 +29,10 @@ pub(crate) const VM_PROPERTIES: &[&str] = &[
     "resourcePool",
     "datastore",
 ];
+
+/// VM properties that [`Vm::disks`] is built from, read per chosen VM.
+pub(crate) const DISK_PROPERTIES: &[&str] =
+    &["config.hardware.device", "config.changeTrackingEnabled"];
 
 /// Objects whose names make up paths, host names and datastore names.
 pub(crate) const TOPOLOGY_TYPES: &[(&str, &[&str])] = &[
@@ -107,6 +114,9 @@ pub struct Vm {
     pub esxi_host: Option<String>,
     /// Names of the datastores the VM uses.
     pub datastores: Vec<String>,
+    /// The VM's virtual disks. The listing and the watch leave this empty (reading devices is
+    /// what makes a listing expensive); `Client::disks_for` and `Client::fill_disks` read them
+    /// for the VMs that need them.
     pub disks: Vec<Disk>,
     /// Path of the resource pool, e.g. `/DC0/host/C0/Resources`.
     pub resource_pool: Option<String>,
@@ -252,23 +262,29 @@ impl RawVm {
             power_state: self.power_state,
             esxi_host: self.host.as_ref().map(|h| topo.name(h)),
             datastores: self.datastores.iter().map(|d| topo.name(d)).collect(),
-            disks: self
-                .disks
-                .iter()
-                .map(|d| Disk {
-                    key: d.key,
-                    label: d.label.clone(),
-                    capacity_bytes: d.capacity_bytes,
-                    file_name: d.file_name.clone(),
-                    cbt_enabled: self.change_tracking || d.change_id,
-                })
-                .collect(),
+            disks: self.disks(),
             resource_pool: self
                 .resource_pool
                 .as_ref()
                 .map(|r| topo.path(r).unwrap_or_else(|| topo.name(r))),
             change_tracking: self.change_tracking,
         }
+    }
+}
+
+impl RawVm {
+    /// The disks among the devices read (none unless `config.hardware.device` was).
+    pub(crate) fn disks(&self) -> Vec<Disk> {
+        self.disks
+            .iter()
+            .map(|d| Disk {
+                key: d.key,
+                label: d.label.clone(),
+                capacity_bytes: d.capacity_bytes,
+                file_name: d.file_name.clone(),
+                cbt_enabled: self.change_tracking || d.change_id,
+            })
+            .collect()
     }
 }
 

@@ -92,6 +92,74 @@ async fn follows_paging_tokens() {
 }
 
 #[tokio::test]
+async fn the_listing_does_not_ask_for_devices_and_disks_are_read_for_chosen_vms() {
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = bodies.clone();
+    let server = Server::start(move |req| {
+        if req.soap_method == "RetrievePropertiesEx" {
+            seen.lock().unwrap().push(req.body.clone());
+        }
+        // The disk query names its VMs in the objectSet, the listing uses the view.
+        if req.soap_method == "RetrievePropertiesEx"
+            && req
+                .body
+                .contains("<objectSet><obj type=\"VirtualMachine\">")
+        {
+            return Some(Reply::xml(
+                fixture("retrieve_page1.xml").replace("<token>page-2-token</token>", ""),
+            ));
+        }
+        inventory_reply(&req.soap_method, &req.body)
+    })
+    .await;
+    let client = connect(&server).await;
+    let vms = client.list_vms().await.unwrap();
+    assert_eq!(vms.len(), 3);
+    {
+        let bodies = bodies.lock().unwrap();
+        assert!(!bodies.is_empty());
+        for body in bodies.iter() {
+            assert!(body.contains("<pathSet>name</pathSet>"), "{body}");
+            assert!(
+                !body.contains("hardware.device"),
+                "the listing asked for devices: {body}"
+            );
+        }
+    }
+    bodies.lock().unwrap().clear();
+
+    let disks = client.disks_for(&["vm-63", "vm-66"]).await.unwrap();
+    let body = bodies.lock().unwrap().concat();
+    assert!(
+        body.contains("<pathSet>config.hardware.device</pathSet>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<obj type="VirtualMachine">vm-63</obj>"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<obj type="VirtualMachine">vm-66</obj>"#),
+        "{body}"
+    );
+    assert!(!body.contains("vm-69"), "only the chosen VMs: {body}");
+    assert!(
+        !body.contains("<pathSet>name</pathSet>"),
+        "devices only: {body}"
+    );
+    let d = &disks["vm-63"];
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].key, 255511522);
+    assert_eq!(d[0].capacity_bytes, 1024 * 1024);
+    assert_eq!(d[0].file_name, "[LocalDS_0] DC0_H0_VM0/disk1.vmdk");
+    assert_eq!(
+        disks["vm-66"][0].file_name,
+        "[LocalDS_0] DC0_H0_VM1/disk1.vmdk"
+    );
+    client.logout().await.unwrap();
+}
+
+#[tokio::test]
 async fn logs_in_again_once_on_not_authenticated() {
     let server = Server::start(|req| {
         // The first CurrentTime after the first login finds the session gone.

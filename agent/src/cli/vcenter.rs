@@ -17,7 +17,7 @@ use vsphere_client::{
 
 #[derive(clap::Subcommand)]
 pub enum VcenterCommand {
-    /// List every VM with its identity, placement, disks and (optionally) tags.
+    /// List every VM with its identity, placement and (optionally) disks and tags.
     Inventory(InventoryArgs),
     /// Make the running agent trust the vCenter certificate it sees next (after a legitimate
     /// certificate replacement): forgets the recorded thumbprint.
@@ -83,6 +83,10 @@ pub struct InventoryArgs {
     /// Also show the tags attached to each VM.
     #[arg(long)]
     tags: bool,
+    /// Also read and show each VM's virtual disks (one more vCenter call per page of VMs;
+    /// reading devices is most of what vCenter sends, so they are left out by default).
+    #[arg(long)]
+    disks: bool,
     /// One JSON object per VM and line instead of a table.
     #[arg(long)]
     json: bool,
@@ -180,7 +184,10 @@ async fn print_inventory(client: &Client, args: &InventoryArgs) -> vsphere_clien
     }
     use futures::StreamExt;
     while let Some(page) = pages.next().await {
-        let page = page?;
+        let mut page = page?;
+        if args.disks {
+            client.fill_disks(&mut page).await?;
+        }
         let tags = if args.tags {
             let morefs: Vec<String> = page.iter().map(|v| v.moref.clone()).collect();
             Some(client.tags_for(&morefs).await?)
@@ -190,9 +197,9 @@ async fn print_inventory(client: &Client, args: &InventoryArgs) -> vsphere_clien
         for vm in &page {
             let vm_tags = tags.as_ref().map(|t| t.of_vm(&vm.moref));
             let line = if args.json {
-                json_line(vm, vm_tags.as_deref())
+                json_line(vm, args.disks, vm_tags.as_deref())
             } else {
-                table_line(vm, vm_tags.as_deref())
+                table_line(vm, args.disks, vm_tags.as_deref())
             };
             if writeln!(out, "{line}").is_err() {
                 return Ok(()); // stdout closed (e.g. piped into head)
@@ -203,7 +210,7 @@ async fn print_inventory(client: &Client, args: &InventoryArgs) -> vsphere_clien
     Ok(())
 }
 
-fn json_line(vm: &Vm, tags: Option<&[AttachedTag]>) -> String {
+fn json_line(vm: &Vm, disks: bool, tags: Option<&[AttachedTag]>) -> String {
     let mut v = json!({
         "moref": vm.moref,
         "instance_uuid": vm.instance_uuid,
@@ -212,15 +219,22 @@ fn json_line(vm: &Vm, tags: Option<&[AttachedTag]>) -> String {
         "guest_hostname": vm.guest_hostname,
         "esxi_host": vm.esxi_host,
         "power_state": vm.power_state.as_str(),
-        "disks": vm.disks,
     });
+    if disks {
+        v["disks"] = json!(vm.disks);
+    }
     if let Some(tags) = tags {
         v["tags"] = json!(tags);
     }
     v.to_string()
 }
 
-fn table_line(vm: &Vm, tags: Option<&[AttachedTag]>) -> String {
+fn table_line(vm: &Vm, disks: bool, tags: Option<&[AttachedTag]>) -> String {
+    let disk_count = if disks {
+        vm.disks.len().to_string()
+    } else {
+        "-".into()
+    };
     let mut line = format!(
         "{:<10} {:<24} {:<10} {:<20} {:<20} {:>5}  {}",
         vm.moref,
@@ -228,7 +242,7 @@ fn table_line(vm: &Vm, tags: Option<&[AttachedTag]>) -> String {
         vm.power_state.as_str(),
         vm.esxi_host.as_deref().unwrap_or("-"),
         vm.guest_hostname.as_deref().unwrap_or("-"),
-        vm.disks.len(),
+        disk_count,
         vm.path
     );
     if let Some(tags) = tags {
@@ -273,7 +287,13 @@ mod tests {
 
     #[test]
     fn json_lines_have_the_documented_keys() {
-        let line = json_line(&vm(), None);
+        let plain: serde_json::Value =
+            serde_json::from_str(&json_line(&vm(), false, None)).unwrap();
+        assert!(
+            plain.get("disks").is_none(),
+            "disks only with --disks: {plain}"
+        );
+        let line = json_line(&vm(), true, None);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
@@ -298,7 +318,8 @@ mod tests {
             name: "prod".into(),
             description: "production".into(),
         }];
-        let v: serde_json::Value = serde_json::from_str(&json_line(&vm(), Some(&tags))).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&vm(), false, Some(&tags))).unwrap();
         assert_eq!(
             v["tags"],
             serde_json::json!([{"category": "Environment", "name": "prod", "description": "production"}])
@@ -312,7 +333,7 @@ mod tests {
             name: "prod".into(),
             description: String::new(),
         }];
-        let line = table_line(&vm(), Some(&tags));
+        let line = table_line(&vm(), true, Some(&tags));
         assert!(line.starts_with("vm-42"), "{line}");
         assert!(
             line.contains("/DC0/vm/Prod/web01") && line.ends_with("[Environment:prod]"),
