@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgw_protocol::commands::{Command, CommandKind, CommandOutcome, CommandResult};
+use bgw_protocol::commands::{Command, CommandKind, CommandOutcome, CommandResult, TestStage};
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -80,6 +80,12 @@ async fn execute(rt: Arc<Runtime>, link: Arc<dyn HypervisorLink>, command: Comma
             // No newer software is published for this build: nothing to apply.
             CommandOutcome::Succeeded
         }
+        CommandKind::BackupVm(_) | CommandKind::RestoreVm(_) | CommandKind::CancelJob(_) => {
+            CommandOutcome::Failed {
+                stage: TestStage::Unsupported,
+                message: "this agent does not run backup or restore jobs".into(),
+            }
+        }
     };
     if let CommandOutcome::Failed { stage, message } = &outcome {
         tracing::warn!(%stage, %message, "command failed");
@@ -107,5 +113,8 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::TestHypervisor { .. } => "TEST_HYPERVISOR",
         CommandKind::UpdateNow => "UPDATE_NOW",
         CommandKind::ConfigChanged { .. } => "CONFIG_CHANGED",
+        CommandKind::BackupVm(_) => "BACKUP_VM",
+        CommandKind::RestoreVm(_) => "RESTORE_VM",
+        CommandKind::CancelJob(_) => "CANCEL_JOB",
     }
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::backup::{BackupVm, CancelJob, RestoreVm};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +48,12 @@ pub enum CommandKind {
     /// The configuration changed: pull it.
     #[serde(rename_all = "camelCase")]
     ConfigChanged { version: u64 },
+    /// Back up a VM (`StartBackupJob`); the job reports on `jobs/progress` and `jobs/complete`.
+    BackupVm(BackupVm),
+    /// Restore a recovery point as a new VM (`StartRestoreJob`).
+    RestoreVm(RestoreVm),
+    /// Stop a backup or restore job (`StopBackupJob`).
+    CancelJob(CancelJob),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

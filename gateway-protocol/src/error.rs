@@ -27,6 +27,11 @@ pub enum ErrorCode {
     GatewayDeleted,
     /// The object does not exist.
     NotFound,
+    /// An uploaded chunk's content does not match its name, or its frame does not decompress
+    /// to the announced length; the message names the chunk. Read and send it again.
+    ChunkCorrupt,
+    /// The job named has ended (stopped, failed or completed): stop working on it.
+    JobNotRunning,
     /// The body is larger than this path accepts; the message names the limit.
     PayloadTooLarge,
     /// Too many requests from this address; retry after backing off.
@@ -60,9 +65,10 @@ impl ErrorBody {
     /// The HTTP status the cloud answers with for this code.
     pub fn status(&self) -> u16 {
         match self.code {
-            ErrorCode::InvalidRequest => 400,
+            ErrorCode::InvalidRequest | ErrorCode::ChunkCorrupt => 400,
             ErrorCode::AccessDenied | ErrorCode::RequestTimeTooSkewed => 403,
             ErrorCode::InvalidActivationKey | ErrorCode::NotFound => 404,
+            ErrorCode::JobNotRunning => 409,
             ErrorCode::ActivationKeyExpired | ErrorCode::GatewayDeleted => 410,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::TooManyRequests => 429,

@@ -14,6 +14,7 @@
 mod wire_enum;
 
 pub mod activation;
+pub mod backup;
 pub mod commands;
 pub mod config;
 pub mod credentials;
@@ -29,7 +30,7 @@ pub use secret::Secret;
 /// Prefix of every gateway protocol path.
 pub const BASE_PATH: &str = "/gateway/v1";
 
-/// The request paths (all `POST`, JSON bodies).
+/// The request paths (all `POST`, JSON bodies). The backup paths are in [`backup::paths`].
 pub mod paths {
     pub const ACTIVATION_REQUEST: &str = "/gateway/v1/activation/request";
     pub const ACTIVATION_WAIT: &str = "/gateway/v1/activation/wait";
