@@ -24,6 +24,7 @@ pub mod paths;
 pub mod process;
 pub mod tls;
 pub mod vcsim;
+pub mod vcsim_disks;
 pub mod vcsim_soap;
 pub mod vcsim_tags;
 

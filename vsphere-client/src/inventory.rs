@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use percent_encoding::percent_decode_str;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::soap::{MoRef, ObjectContent};
 use crate::xml::Node;
@@ -81,7 +81,7 @@ impl PowerState {
 }
 
 /// A virtual disk of a VM.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Disk {
     /// Device key, unique within the VM (e.g. 2000).
     pub key: i32,
@@ -92,6 +92,14 @@ pub struct Disk {
     /// Changed block tracking is enabled for the VM and this disk has a change id
     /// or the VM-level flag is set (the flag applies to every disk).
     pub cbt_enabled: bool,
+    /// The disk's change id (`backing.changeId`) when changed-block tracking is on: a later
+    /// `QueryChangedDiskAreas` with it reports what changed since.
+    pub change_id: Option<String>,
+    /// Key of the controller the disk hangs on (e.g. 1000 for the first SCSI controller).
+    pub controller_key: i32,
+    pub unit_number: Option<i32>,
+    /// `backing.thinProvisioned`, when the server says.
+    pub thin_provisioned: Option<bool>,
 }
 
 /// A virtual machine as the gateway sees it.
@@ -146,12 +154,15 @@ pub(crate) struct RawVm {
 }
 
 #[derive(Debug, Clone)]
-struct RawDisk {
+pub(crate) struct RawDisk {
     key: i32,
     label: String,
     capacity_bytes: u64,
     file_name: String,
-    change_id: bool,
+    change_id: Option<String>,
+    controller_key: i32,
+    unit_number: Option<i32>,
+    thin_provisioned: Option<bool>,
 }
 
 fn text(v: Option<&Node>) -> Option<String> {
@@ -275,20 +286,28 @@ impl RawVm {
 impl RawVm {
     /// The disks among the devices read (none unless `config.hardware.device` was).
     pub(crate) fn disks(&self) -> Vec<Disk> {
-        self.disks
-            .iter()
-            .map(|d| Disk {
-                key: d.key,
-                label: d.label.clone(),
-                capacity_bytes: d.capacity_bytes,
-                file_name: d.file_name.clone(),
-                cbt_enabled: self.change_tracking || d.change_id,
-            })
-            .collect()
+        to_disks(&self.disks, self.change_tracking)
     }
 }
 
-fn disks(array: &Node) -> Vec<RawDisk> {
+/// Public disk records from raw ones; `change_tracking` is the VM-level flag.
+pub(crate) fn to_disks(raw: &[RawDisk], change_tracking: bool) -> Vec<Disk> {
+    raw.iter()
+        .map(|d| Disk {
+            key: d.key,
+            label: d.label.clone(),
+            capacity_bytes: d.capacity_bytes,
+            file_name: d.file_name.clone(),
+            cbt_enabled: change_tracking || d.change_id.is_some(),
+            change_id: d.change_id.clone(),
+            controller_key: d.controller_key,
+            unit_number: d.unit_number,
+            thin_provisioned: d.thin_provisioned,
+        })
+        .collect()
+}
+
+pub(crate) fn disks(array: &Node) -> Vec<RawDisk> {
     disks_from_children(array.children.iter())
 }
 
@@ -322,7 +341,18 @@ fn disks_from_children<'a>(devices: impl Iterator<Item = &'a Node>) -> Vec<RawDi
                     .to_string(),
                 change_id: backing
                     .and_then(|b| b.child_text("changeId"))
-                    .is_some_and(|c| !c.trim().is_empty()),
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty()),
+                controller_key: d
+                    .child_text("controllerKey")
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0),
+                unit_number: d
+                    .child_text("unitNumber")
+                    .and_then(|s| s.trim().parse().ok()),
+                thin_provisioned: backing
+                    .and_then(|b| b.child_text("thinProvisioned"))
+                    .map(|t| t.trim() == "true"),
             }
         })
         .collect()
@@ -403,6 +433,21 @@ impl Topology {
     /// Inventory path of a container whose ancestors are all known.
     pub(crate) fn path(&self, id: &str) -> Option<String> {
         self.compute_path(id)
+    }
+
+    /// Inventory path of the datacenter that holds `id` (a folder, pool or datastore), without
+    /// the leading `/` (the `dcPath` of datastore URLs), e.g. `DC0` or `Folder/DC0`.
+    pub(crate) fn datacenter_path(&self, id: &str) -> Option<String> {
+        let mut cur = Some(id.to_string());
+        for _ in 0..256 {
+            let c = cur?;
+            let e = self.entities.get(&c)?;
+            if e.kind == "Datacenter" {
+                return self.path(&c).map(|p| p.trim_start_matches('/').to_string());
+            }
+            cur = e.parent.clone();
+        }
+        None
     }
 
     /// Name of a known object, or its id when unknown.

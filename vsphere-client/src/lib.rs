@@ -35,24 +35,37 @@
 //! and trust on first use (which reports the thumbprint it saw). A certificate
 //! that does not match its pin fails with [`Error::Tls`] showing both.
 
+mod changed_areas;
 mod client;
+mod datastore;
+pub mod disk_io;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod hardware;
 mod inventory;
+mod provision;
 mod secret;
 mod session;
+mod snapshot;
 mod soap;
 mod tags;
+mod task;
 mod tls;
 mod transport;
+pub mod vmdk;
 mod watch;
 pub mod xml;
 
+pub use changed_areas::{normalise as normalise_areas, DiskArea, ALL_ALLOCATED};
 pub use client::{Client, ConnectInfo, ConnectOptions, InventoryStats, KEEPALIVE_INTERVAL};
+pub use datastore::DatastorePath;
 pub use error::{Error, ErrorKind, Result};
+pub use hardware::{Controller, Hardware};
 pub use inventory::{unescape, Disk, PowerState, Vm};
+pub use provision::{NewDisk, NewVm};
 pub use secret::Secret;
+pub use snapshot::Snapshot;
 pub use soap::MoRef;
 pub use tags::{AttachedTag, Cardinality, Category, RestFlavor, Tag, Tags, MAX_BATCH};
 pub use tls::{Thumbprint, Trust};

@@ -43,6 +43,8 @@ pub(crate) struct ServiceContent {
     pub property_collector: MoRef,
     pub view_manager: MoRef,
     pub session_manager: MoRef,
+    /// `SearchIndex`, which resolves inventory paths (absent from some recorded answers).
+    pub search_index: Option<MoRef>,
     pub about_full_name: String,
     pub api_version: String,
     pub instance_uuid: String,
@@ -70,6 +72,7 @@ impl ServiceContent {
             property_collector: moref("propertyCollector")?,
             view_manager: moref("viewManager")?,
             session_manager: moref("sessionManager")?,
+            search_index: rv.child("searchIndex").and_then(MoRef::from_node),
             about_full_name: about_text("fullName"),
             api_version: about_text("apiVersion"),
             instance_uuid: about_text("instanceUuid"),
@@ -100,6 +103,23 @@ pub(crate) fn retrieve_service_content() -> String {
         &MoRef::new("ServiceInstance", "ServiceInstance"),
         "",
     )
+}
+
+/// A `RetrievePropertiesEx` spec for some properties of one object.
+pub(crate) fn object_spec(obj: &MoRef, paths: &[&str]) -> String {
+    let mut s = format!(
+        "<specSet><propSet><type>{}</type><all>false</all>",
+        escape(&obj.kind)
+    );
+    for p in paths {
+        let _ = write!(s, "<pathSet>{p}</pathSet>");
+    }
+    let _ = write!(
+        s,
+        "</propSet><objectSet>{}<skip>false</skip></objectSet></specSet>",
+        obj.xml("obj")
+    );
+    s
 }
 
 pub(crate) fn text_arg(name: &str, value: &str) -> String {

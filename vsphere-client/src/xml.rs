@@ -222,11 +222,14 @@ pub fn read_stream<R: BufRead>(
     root.ok_or_else(|| Error::malformed("empty response"))
 }
 
-/// A virtual device that is not a disk (`VirtualDevice` in a device array,
-/// `device` inside a whole `config.hardware`): nothing of it is used.
+/// A virtual device that is neither a disk nor a controller (`VirtualDevice` in a device
+/// array, `device` inside a whole `config.hardware`): nothing of it is used. Controllers are
+/// kept because a restore recreates the controllers its disks hang on.
 fn is_unused_device(n: &Node) -> bool {
     (n.name == "VirtualDevice" || n.name == "device")
-        && n.xsi_type.as_deref().is_some_and(|t| t != "VirtualDisk")
+        && n.xsi_type
+            .as_deref()
+            .is_some_and(|t| t != "VirtualDisk" && !t.ends_with("Controller"))
 }
 
 fn check(bytes: usize, limits: Limits) -> Result<()> {
@@ -334,7 +337,7 @@ mod tests {
 
     #[test]
     fn devices_other_than_disks_are_skipped() {
-        let doc = br#"<val xmlns:x="http://www.w3.org/2001/XMLSchema-instance"><VirtualDevice x:type="VirtualIDEController"><key>200</key><device>1</device><deep><deeper/></deep></VirtualDevice><VirtualDevice x:type="VirtualDisk"><key>2000</key></VirtualDevice><VirtualDevice x:type="VirtualE1000"><key>4000</key></VirtualDevice></val>"#;
+        let doc = br#"<val xmlns:x="http://www.w3.org/2001/XMLSchema-instance"><VirtualDevice x:type="VirtualCdrom"><key>3000</key><device>1</device><deep><deeper/></deep></VirtualDevice><VirtualDevice x:type="VirtualDisk"><key>2000</key></VirtualDevice><VirtualDevice x:type="VirtualE1000"><key>4000</key></VirtualDevice></val>"#;
         let root = read_document(doc, Limits::default()).unwrap();
         let keys: Vec<&str> = root
             .children
