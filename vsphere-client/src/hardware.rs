@@ -17,6 +17,8 @@ const HARDWARE_PROPERTIES: &[&str] = &[
     "config.hardware.memoryMB",
     "config.guestId",
     "config.changeTrackingEnabled",
+    "config.name",
+    "config.instanceUuid",
 ];
 
 /// A storage controller (SCSI, SATA, NVMe, IDE) of a VM.
@@ -31,6 +33,9 @@ pub struct Controller {
 /// The hardware of a VM or of a snapshot of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hardware {
+    /// `config.name`: the VM's name (when the snapshot was taken, for a snapshot).
+    pub name: String,
+    pub instance_uuid: Option<String>,
     pub num_cpus: u32,
     pub memory_mb: u64,
     /// e.g. `otherGuest64`, `ubuntu64Guest`.
@@ -57,6 +62,10 @@ impl Client {
         let change_tracking = text("config.changeTrackingEnabled").as_deref() == Some("true");
         let devices = o.get("config.hardware.device");
         Ok(Hardware {
+            name: text("config.name")
+                .map(|n| crate::inventory::unescape(&n))
+                .unwrap_or_default(),
+            instance_uuid: text("config.instanceUuid").filter(|u| !u.is_empty()),
             num_cpus: text("config.hardware.numCPU")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(1),

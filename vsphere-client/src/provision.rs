@@ -59,6 +59,30 @@ impl Client {
         Ok(resp.child("returnval").and_then(MoRef::from_node))
     }
 
+    /// The VM whose `config.instanceUuid` is `uuid` (`SearchIndex.FindByUuid`), or `None`.
+    pub async fn find_vm_by_instance_uuid(&self, uuid: &str) -> Result<Option<String>> {
+        let index = self
+            .inner
+            .sc
+            .search_index
+            .clone()
+            .ok_or_else(|| Error::malformed("the service content names no SearchIndex"))?;
+        let resp = self
+            .call(&soap::call(
+                "FindByUuid",
+                &index,
+                &format!(
+                    "{}<vmSearch>true</vmSearch><instanceUuid>true</instanceUuid>",
+                    soap::text_arg("uuid", uuid)
+                ),
+            ))
+            .await?;
+        Ok(resp
+            .child("returnval")
+            .and_then(MoRef::from_node)
+            .map(|m| m.value))
+    }
+
     /// One reference-valued property of an object (`vmFolder` of a datacenter,
     /// `resourcePool` of a cluster), or `None` when unset.
     pub async fn reference_property(&self, obj: &MoRef, path: &str) -> Result<Option<MoRef>> {

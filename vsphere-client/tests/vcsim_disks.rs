@@ -187,6 +187,22 @@ async fn a_flat_disk_reads_back_over_the_datastore_and_a_new_vm_takes_its_data()
         .await
         .unwrap();
     assert_eq!(new_hw.disks.len(), 1);
+    assert_eq!(new_hw.name, "restored");
+    let uuid = new_hw
+        .instance_uuid
+        .clone()
+        .expect("a new VM has an instance UUID");
+    assert_eq!(
+        client.find_vm_by_instance_uuid(&uuid).await.unwrap(),
+        Some(restored.clone())
+    );
+    assert_eq!(
+        client
+            .find_vm_by_instance_uuid("no-such-uuid")
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(new_hw.disks[0].capacity_bytes, size as u64);
     let mut writer = transport
         .create(&DiskLocation {
