@@ -8,10 +8,11 @@ use bgw_protocol::config::{
 };
 use sha2::Digest;
 
-use crate::store::{ConfigVersion, Store, StoreError};
+use crate::store::domain::{Catalogue, GatewayAgents};
+use crate::store::{ConfigVersion, StoreError};
 
 /// The current configuration of a gateway, without its version.
-pub fn build(store: &Store, gateway_arn: &str) -> Result<GatewayConfig, StoreError> {
+pub fn build(store: &dyn Catalogue, gateway_arn: &str) -> Result<GatewayConfig, StoreError> {
     let gw = store.get_gateway(gateway_arn)?;
     let hypervisor = match &gw.hypervisor_arn {
         Some(arn) => {
@@ -65,10 +66,14 @@ pub fn build(store: &Store, gateway_arn: &str) -> Result<GatewayConfig, StoreErr
 /// The version is read before the content is built and replaced by compare-and-swap; if
 /// another request numbered a configuration in between, the content is built again. So a
 /// version is strictly increasing and stands for exactly one content.
-pub fn current(store: &Store, gateway_arn: &str) -> Result<GatewayConfig, StoreError> {
+pub fn current(
+    catalogue: &dyn Catalogue,
+    agents: &dyn GatewayAgents,
+    gateway_arn: &str,
+) -> Result<GatewayConfig, StoreError> {
     loop {
-        let seen = store.config_version(gateway_arn)?;
-        let mut config = build(store, gateway_arn)?;
+        let seen = agents.config_version(gateway_arn)?;
+        let mut config = build(catalogue, gateway_arn)?;
         let hash = content_hash(&config);
         let known = seen.as_ref().map_or(0, |s| s.version);
         if seen.as_ref().is_some_and(|s| s.hash == hash) {
@@ -79,7 +84,7 @@ pub fn current(store: &Store, gateway_arn: &str) -> Result<GatewayConfig, StoreE
             version: known + 1,
             hash,
         };
-        if store.swap_config_version(gateway_arn, seen.as_ref(), &next)? {
+        if agents.swap_config_version(gateway_arn, seen.as_ref(), &next)? {
             tracing::debug!(gateway = %gateway_arn, version = next.version, "configuration numbered");
             config.version = next.version;
             return Ok(config);
@@ -88,8 +93,8 @@ pub fn current(store: &Store, gateway_arn: &str) -> Result<GatewayConfig, StoreE
 }
 
 /// The version last numbered, without looking at the content.
-pub fn numbered(store: &Store, gateway_arn: &str) -> Result<u64, StoreError> {
-    Ok(store.config_version(gateway_arn)?.map_or(0, |v| v.version))
+pub fn numbered(agents: &dyn GatewayAgents, gateway_arn: &str) -> Result<u64, StoreError> {
+    Ok(agents.config_version(gateway_arn)?.map_or(0, |v| v.version))
 }
 
 fn content_hash(config: &GatewayConfig) -> String {
@@ -107,7 +112,7 @@ mod tests {
     use super::*;
     use crate::store::{
         ActivationKeyRecord, BandwidthInterval, GatewayAgent, GatewayRecord, KeyState,
-        MaintenanceTime, Tags,
+        MaintenanceTime, Store, Tags,
     };
 
     const ARN: &str = "arn:aws:backup-gateway:us-east-1:123456789012:gateway/bgw-00000001";
@@ -204,7 +209,7 @@ mod tests {
                     s.spawn(move || {
                         let mut seen = Vec::new();
                         for _ in 0..changes * 2 {
-                            let config = current(&store, ARN).unwrap();
+                            let config = current(&store, &store, ARN).unwrap();
                             let version = config.version;
                             let mut content = config;
                             content.version = 0;
@@ -234,8 +239,8 @@ mod tests {
             }
         }
         // After the writers stopped, the version names the latest content, and stays.
-        let last = current(&store, ARN).unwrap();
-        assert_eq!(current(&store, ARN).unwrap().version, last.version);
+        let last = current(&store, &store, ARN).unwrap();
+        assert_eq!(current(&store, &store, ARN).unwrap().version, last.version);
         let mut latest = build(&store, ARN).unwrap();
         latest.version = last.version;
         assert_eq!(last, latest);
@@ -251,16 +256,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let version = {
             let store = store_with_gateway(dir.path(), 0);
-            let v = current(&store, ARN).unwrap().version;
-            assert_eq!(current(&store, ARN).unwrap().version, v);
+            let v = current(&store, &store, ARN).unwrap().version;
+            assert_eq!(current(&store, &store, ARN).unwrap().version, v);
             store.flush().unwrap();
             v
         };
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(current(&store, ARN).unwrap().version, version);
+        assert_eq!(current(&store, &store, ARN).unwrap().version, version);
         store
             .update_gateway_agent(ARN, &mut |a| a.heartbeat_interval_secs = 2)
             .unwrap();
-        assert_eq!(current(&store, ARN).unwrap().version, version);
+        assert_eq!(current(&store, &store, ARN).unwrap().version, version);
     }
 }

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use bgw_protocol::activation::GatewayType;
 use bgw_protocol::activation::{
     ActivationKeyIssued, ActivationRequest, ActivationStatus, ActivationWait,
 };
@@ -21,13 +20,12 @@ use bgw_protocol::heartbeat::{Heartbeat, HeartbeatAck};
 use bgw_protocol::metadata::{MetadataAck, MetadataBatch, SyncStatusReport};
 use bgw_protocol::{paths, ErrorBody, ErrorCode, MAX_LONG_POLL_SECS};
 use serde::de::DeserializeOwned;
-use sha2::Digest;
 
 use super::hub::GatewayHub;
 use crate::api::error::ErrorKind as ApiErrorKind;
 use crate::server::routes::{read, BodyLimit, Received};
 use crate::server::{AppState, Peer};
-use crate::store::{ActivationKeyRecord, GatewayAgent, KeyBinding, KeyState, SyncStatus};
+use crate::store::{GatewayAgent, SyncStatus};
 
 type Ctx = (Arc<AppState>, GatewayHub);
 
@@ -52,7 +50,7 @@ pub fn router(state: Arc<AppState>, hub: GatewayHub) -> Router {
         .with_state((state, hub))
 }
 
-use super::service::{credentials, heartbeat, metadata, Refusal as Failure};
+use super::service::{activation, credentials, heartbeat, metadata, Refusal as Failure};
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -137,66 +135,17 @@ async fn activation_request(
     activation_allowed(&state, peer)?;
     let received = receive(request).await?;
     let req: ActivationRequest = parse(&received)?;
-    if req.region != state.region {
-        return Err(Failure::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "region {:?} is not served here; valid regions: {}",
-                req.region, state.region
-            ),
-        ));
-    }
-    if req.gateway_type != GatewayType::BackupVm {
-        return Err(Failure::new(
-            ErrorCode::InvalidRequest,
-            "gatewayType must be BACKUP_VM",
-        ));
-    }
-    if req.agent_id.is_empty() || req.agent_secret_sha256.len() != 64 {
-        return Err(Failure::new(
-            ErrorCode::InvalidRequest,
-            "agentId and agentSecretSha256 are required",
-        ));
-    }
-    let now = state.api.now();
     let key = crate::server::admin::generate_activation_key(&mut rand::thread_rng());
-    let expires = now
-        + chrono::Duration::from_std(state.activation_key_ttl)
-            .unwrap_or_else(|_| chrono::Duration::minutes(30));
-    state.api.store.bind_activation_key(
-        &key,
-        &KeyBinding {
-            agent_id: req.agent_id.clone(),
-            agent_secret_sha256: req.agent_secret_sha256.clone(),
-            hostname: req.hostname.clone(),
-            agent_version: req.agent_version.clone(),
-        },
-    )?;
-    state
-        .api
-        .store
-        .insert_activation_key(&ActivationKeyRecord {
-            key: key.clone(),
-            created: now,
-            expires,
-            state: KeyState::Available,
-        })?;
-    tracing::info!(agent = %req.agent_id, hostname = %req.hostname, %expires, "activation key issued to a gateway");
-    // Keys that were never used are kept a day past their expiry, so that CreateGateway can
-    // still say "expired" rather than "not valid", then forgotten.
-    match state
-        .api
-        .store
-        .prune_expired_activation_keys(now, chrono::Duration::days(1))
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(keys = n, "expired activation keys forgotten"),
-        Err(e) => tracing::warn!(error = %e, "cannot prune expired activation keys"),
-    }
-    Ok(Json(ActivationKeyIssued {
-        activation_key: key,
-        expires_at: expires,
-    }))
+    let ttl = chrono::Duration::from_std(state.activation_key_ttl)
+        .unwrap_or_else(|_| chrono::Duration::minutes(30));
+    Ok(Json(activation::issue(
+        &state.api.store,
+        &state.region,
+        &req,
+        key,
+        ttl,
+        state.api.now(),
+    )?))
 }
 
 async fn activation_wait(
@@ -208,54 +157,14 @@ async fn activation_wait(
     let received = receive(request).await?;
     let wait: ActivationWait = parse(&received)?;
     let store = &state.api.store;
-    let invalid = || {
-        Failure::new(
-            ErrorCode::InvalidActivationKey,
-            "unknown activation key, or issued to another gateway",
-        )
-    };
-    let binding = store
-        .activation_key_binding(&wait.activation_key)?
-        .ok_or_else(invalid)?;
-    let secret_hash = hex::encode(sha2::Sha256::digest(wait.agent_secret.expose().as_bytes()));
-    if binding.agent_id != wait.agent_id || binding.agent_secret_sha256 != secret_hash {
-        return Err(invalid());
-    }
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(wait.wait_seconds.min(MAX_LONG_POLL_SECS).into());
     loop {
-        let record = store
-            .get_activation_key(&wait.activation_key)?
-            .ok_or_else(invalid)?;
-        match record.state {
-            KeyState::Consumed { gateway_arn } => {
-                if store.get_gateway(&gateway_arn).is_err() {
-                    return Err(Failure::new(
-                        ErrorCode::GatewayDeleted,
-                        format!("gateway {gateway_arn} was deleted"),
-                    ));
-                }
-                let credentials =
-                    credentials::collect(store, &gateway_arn, &binding.agent_id, state.api.now())?;
-                tracing::info!(gateway = %gateway_arn, agent = %binding.agent_id, "gateway collected its credentials");
-                return Ok(Json(ActivationStatus::Activated {
-                    gateway_arn,
-                    region: state.region.clone(),
-                    credentials,
-                }));
-            }
-            KeyState::Available if record.expires <= state.api.now() => {
-                return Err(Failure::new(
-                    ErrorCode::ActivationKeyExpired,
-                    format!("activation key expired at {}", record.expires.to_rfc3339()),
-                ));
-            }
-            KeyState::Available => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(Json(ActivationStatus::Pending {
-                expires_at: record.expires,
-            }));
+        let status = activation::state(store, store, store, &state.region, &wait, state.api.now())?;
+        if !matches!(status, ActivationStatus::Pending { .. })
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(Json(status));
         }
         // CreateGateway is answered by another handler; a short poll hands the credentials
         // over well within a second of it.
@@ -278,6 +187,7 @@ async fn heartbeat(State((state, hub)): State<Ctx>, request: Request) -> Answer<
     hub.contact(&agent.gateway_arn, Some(interval));
     Ok(Json(heartbeat::record(
         &state.api.store,
+        &state.api.store,
         &agent,
         &hb,
         state.api.now(),
@@ -288,7 +198,7 @@ pub use credentials::CREDENTIAL_LIFETIME;
 
 async fn config(State((state, _)): State<Ctx>, request: Request) -> Answer<ConfigResponse> {
     let (agent, req): (_, ConfigRequest) = signed(&state, request).await?;
-    let config = super::config::current(&state.api.store, &agent.gateway_arn)?;
+    let config = super::config::current(&state.api.store, &state.api.store, &agent.gateway_arn)?;
     if config.version == req.known_version {
         return Ok(Json(ConfigResponse::Unchanged {
             version: config.version,
@@ -305,7 +215,7 @@ async fn commands_poll(State((state, hub)): State<Ctx>, request: Request) -> Ans
     let mut known_version = super::config::numbered(&state.api.store, &arn)?;
     loop {
         hub.contact(&arn, None);
-        let version = super::config::current(&state.api.store, &arn)?.version;
+        let version = super::config::current(&state.api.store, &state.api.store, &arn)?.version;
         if version != known_version {
             known_version = version;
             hub.push(&arn, CommandKind::ConfigChanged { version });
@@ -343,6 +253,7 @@ async fn metadata(State((state, _)): State<Ctx>, request: Request) -> Answer<Met
     let (agent, batch): (_, MetadataBatch) = signed(&state, request).await?;
     let ack = metadata::apply_batch(
         &state.api.store,
+        &state.api.store,
         &state.api.arns,
         state.api.now(),
         &agent.gateway_arn,
@@ -353,7 +264,12 @@ async fn metadata(State((state, _)): State<Ctx>, request: Request) -> Answer<Met
 
 async fn sync_status(State((state, _)): State<Ctx>, request: Request) -> Answer<serde_json::Value> {
     let (agent, report): (_, SyncStatusReport) = signed(&state, request).await?;
-    metadata::report_status(&state.api.store, &agent.gateway_arn, &report)?;
+    metadata::report_status(
+        &state.api.store,
+        &state.api.store,
+        &agent.gateway_arn,
+        &report,
+    )?;
     Ok(Json(serde_json::json!({})))
 }
 

@@ -5,17 +5,19 @@ use bgw_protocol::heartbeat::{Heartbeat, HeartbeatAck, HypervisorState as WireSt
 use chrono::{DateTime, Utc};
 
 use super::{credentials, Refusal};
-use crate::store::{GatewayAgent, HypervisorState, Store};
+use crate::store::domain::{Catalogue, GatewayAgents};
+use crate::store::{GatewayAgent, HypervisorState};
 
 /// Records heartbeat `hb` of the gateway `agent` is the protocol state of.
 pub fn record(
-    store: &Store,
+    catalogue: &dyn Catalogue,
+    agents: &dyn GatewayAgents,
     agent: &GatewayAgent,
     hb: &Heartbeat,
     now: DateTime<Utc>,
 ) -> Result<HeartbeatAck, Refusal> {
     let arn = agent.gateway_arn.as_str();
-    let gw = store.update_gateway(arn, |gw| {
+    let gw = catalogue.update_gateway(arn, &|gw| {
         gw.last_seen = Some(now);
         gw.software_version = Some(hb.agent_version.clone());
         gw.timezone = Some(hb.timezone.clone());
@@ -45,9 +47,9 @@ pub fn record(
     if let (Some(hv_arn), Some(reported)) = (&gw.hypervisor_arn, &hb.hypervisor.hypervisor_arn) {
         if hv_arn == reported {
             let wanted = wire_state(hb.hypervisor.state);
-            let hv = store.get_hypervisor(hv_arn)?;
+            let hv = catalogue.get_hypervisor(hv_arn)?;
             if hv.state != wanted {
-                store.update_hypervisor(hv_arn, |hv| {
+                catalogue.update_hypervisor(hv_arn, &|hv| {
                     hv.state = wanted;
                     Ok(())
                 })?;
@@ -55,15 +57,15 @@ pub fn record(
         }
     }
     if agent.heartbeat_interval_secs != hb.interval_seconds {
-        store.update_gateway_agent(arn, &mut |a| {
+        agents.update_gateway_agent(arn, &mut |a| {
             a.heartbeat_interval_secs = hb.interval_seconds
         })?;
     }
-    let config = crate::gateway::config::current(store, arn)?;
+    let config = crate::gateway::config::current(catalogue, agents, arn)?;
     Ok(HeartbeatAck {
         server_time: now,
         config_version: config.version,
-        rotate_credentials: credentials::due(store, agent, now)?,
+        rotate_credentials: credentials::due(agents, agent, now)?,
     })
 }
 

@@ -14,15 +14,16 @@ use chrono::{DateTime, Utc};
 
 use super::Refusal;
 use crate::arn::{ArnFactory, ResourceKind};
-use crate::store::{Store, SyncStatus, Tags, VmwareTag};
+use crate::store::domain::{Catalogue, SyncBookkeeping};
+use crate::store::{SyncStatus, Tags, VmwareTag};
 
 /// Refuses reports about a hypervisor the gateway does not serve.
 pub fn owned_hypervisor(
-    store: &Store,
+    catalogue: &dyn Catalogue,
     gateway_arn: &str,
     hypervisor_arn: &str,
 ) -> Result<(), Refusal> {
-    let gw = store.get_gateway(gateway_arn)?;
+    let gw = catalogue.get_gateway(gateway_arn)?;
     if gw.hypervisor_arn.as_deref() != Some(hypervisor_arn) {
         return Err(Refusal::new(
             ErrorCode::InvalidRequest,
@@ -34,15 +35,16 @@ pub fn owned_hypervisor(
 
 /// Applies one batch of a sync (or of the change watch) from `gateway_arn`.
 pub fn apply_batch(
-    store: &Store,
+    catalogue: &dyn Catalogue,
+    syncs: &dyn SyncBookkeeping,
     arns: &ArnFactory,
     now: DateTime<Utc>,
     gateway_arn: &str,
     batch: &MetadataBatch,
 ) -> Result<MetadataAck, Refusal> {
-    owned_hypervisor(store, gateway_arn, &batch.hypervisor_arn)?;
+    owned_hypervisor(catalogue, gateway_arn, &batch.hypervisor_arn)?;
     let hv = &batch.hypervisor_arn;
-    if store.sync_completed(&batch.sync_id)? {
+    if syncs.sync_completed(&batch.sync_id)? {
         return Ok(MetadataAck {
             accepted: batch.vms.len() as u32,
         });
@@ -57,7 +59,7 @@ pub fn apply_batch(
         let mapped_keys: Vec<String> = mapped.keys().cloned().collect();
         // The keys the previous sync mapped, read inside the same transaction.
         let previous = std::cell::RefCell::new(Vec::new());
-        let record = store.upsert_vm(hv, &vm.instance_uuid, &new_arn, |r| {
+        let record = catalogue.upsert_vm(hv, &vm.instance_uuid, &new_arn, &|r| {
             *previous.borrow_mut() = r.mapped_tag_keys.clone();
             r.name = vm.name.clone();
             r.path = Some(vm.path.clone());
@@ -80,26 +82,26 @@ pub fn apply_batch(
             .filter(|k| !mapped.contains_key(k))
             .collect();
         if !stale.is_empty() {
-            store.untag_resource(&record.arn, &stale)?;
+            catalogue.untag_resource(&record.arn, &stale)?;
         }
         if !mapped.is_empty() {
-            store.tag_resource(&record.arn, &mapped, 50)?;
+            catalogue.tag_resource(&record.arn, &mapped, 50)?;
         }
     }
     for uuid in &batch.removed {
-        store.delete_vm_by_uuid(hv, uuid)?;
+        catalogue.delete_vm_by_uuid(hv, uuid)?;
     }
     let uuids: Vec<String> = batch.vms.iter().map(|v| v.instance_uuid.clone()).collect();
     if !batch.is_watch() {
-        store.sync_seen(&batch.sync_id, &uuids)?;
+        syncs.sync_seen(&batch.sync_id, &uuids)?;
     }
     if let Some(outcome) = &batch.complete {
-        if store.complete_sync(&batch.sync_id)? {
-            let seen = store.take_sync_seen(&batch.sync_id)?;
+        if syncs.complete_sync(&batch.sync_id)? {
+            let seen = syncs.take_sync_seen(&batch.sync_id)?;
             if !matches!(outcome, SyncOutcome::Failed { .. }) {
-                for uuid in store.vm_uuids(hv)? {
+                for uuid in catalogue.vm_uuids(hv)? {
                     if !seen.contains(&uuid) {
-                        store.delete_vm_by_uuid(hv, &uuid)?;
+                        catalogue.delete_vm_by_uuid(hv, &uuid)?;
                     }
                 }
             }
@@ -110,7 +112,7 @@ pub fn apply_batch(
                 }
                 SyncOutcome::Failed { message } => (SyncStatus::Failed, Some(message.clone())),
             };
-            store.update_hypervisor(hv, |h| {
+            catalogue.update_hypervisor(hv, &|h| {
                 h.sync_status = Some(status);
                 h.sync_message = message.clone();
                 if status != SyncStatus::Failed {
@@ -128,11 +130,12 @@ pub fn apply_batch(
 
 /// Records a status the gateway reports for a running sync; ignored once the sync completed.
 pub fn report_status(
-    store: &Store,
+    catalogue: &dyn Catalogue,
+    syncs: &dyn SyncBookkeeping,
     gateway_arn: &str,
     report: &SyncStatusReport,
 ) -> Result<(), Refusal> {
-    owned_hypervisor(store, gateway_arn, &report.hypervisor_arn)?;
+    owned_hypervisor(catalogue, gateway_arn, &report.hypervisor_arn)?;
     let status = match report.status {
         Reported::Created => SyncStatus::Created,
         Reported::Running => SyncStatus::Running,
@@ -140,10 +143,10 @@ pub fn report_status(
         Reported::PartiallyFailed => SyncStatus::PartiallyFailed,
         Reported::Succeeded => SyncStatus::Succeeded,
     };
-    if store.sync_completed(&report.sync_id)? {
+    if syncs.sync_completed(&report.sync_id)? {
         return Ok(());
     }
-    store.update_hypervisor(&report.hypervisor_arn, |h| {
+    catalogue.update_hypervisor(&report.hypervisor_arn, &|h| {
         h.sync_status = Some(status);
         h.sync_message = report.message.clone();
         Ok(())

@@ -4,6 +4,7 @@
 //! Each service works on the narrow store interface it needs ([`crate::store::domain`]), so
 //! its tests run on the in-memory stores.
 
+pub mod activation;
 pub mod credentials;
 pub mod heartbeat;
 pub mod metadata;

@@ -1,11 +1,6 @@
-//! Narrow interfaces to the stores of each domain, so that services depend on what they use
-//! and tests run them on the in-memory implementations in [`super::memory`].
-//!
-//! The sled [`Store`] implements every trait here over its own trees. A new domain (a backup
-//! catalogue, a chunk store) gets its own trait and its own implementations beside these;
-//! it does not add methods to the existing ones.
+//! Protocol state of activated gateways.
 
-use super::{ConfigVersion, GatewayAgent, GatewayCredential, Store, StoreError};
+use crate::store::{ConfigVersion, GatewayAgent, GatewayCredential, Store, StoreError};
 
 /// Protocol state of activated gateways: their record, their access keys and the version of
 /// their configuration.
