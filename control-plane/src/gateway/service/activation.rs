@@ -128,3 +128,159 @@ pub fn state(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::service::fixtures::{associated, now, GW};
+    use crate::store::memory::{MemoryAgents, MemoryCatalogue, MemoryKeys};
+
+    const REGION: &str = "us-east-1";
+    const SECRET: &str = "the agent's secret";
+
+    fn request() -> ActivationRequest {
+        ActivationRequest {
+            region: REGION.into(),
+            gateway_type: GatewayType::BackupVm,
+            agent_id: "agent-1".into(),
+            agent_secret_sha256: hex::encode(sha2::Sha256::digest(SECRET.as_bytes())),
+            hostname: "bgw-1".into(),
+            agent_version: "1.2.3".into(),
+        }
+    }
+
+    fn wait(agent: &str, secret: &str) -> ActivationWait {
+        ActivationWait {
+            agent_id: agent.into(),
+            agent_secret: bgw_protocol::Secret::new(secret),
+            activation_key: "KEY".into(),
+            wait_seconds: 0,
+        }
+    }
+
+    fn ttl() -> chrono::Duration {
+        chrono::Duration::minutes(30)
+    }
+
+    #[test]
+    fn a_key_is_pending_until_consumed_then_hands_out_the_credentials_once_minted() {
+        let (keys, catalogue, agents) =
+            (MemoryKeys::default(), associated(), MemoryAgents::default());
+        let issued = issue(&keys, REGION, &request(), "KEY".into(), ttl(), now()).unwrap();
+        assert_eq!(issued.expires_at, now() + ttl());
+        let status = state(
+            &keys,
+            &catalogue,
+            &agents,
+            REGION,
+            &wait("agent-1", SECRET),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            status,
+            ActivationStatus::Pending {
+                expires_at: now() + ttl()
+            }
+        );
+        keys.consume("KEY", GW);
+        let first = state(
+            &keys,
+            &catalogue,
+            &agents,
+            REGION,
+            &wait("agent-1", SECRET),
+            now(),
+        )
+        .unwrap();
+        let again = state(
+            &keys,
+            &catalogue,
+            &agents,
+            REGION,
+            &wait("agent-1", SECRET),
+            now(),
+        )
+        .unwrap();
+        let ActivationStatus::Activated {
+            gateway_arn,
+            region,
+            credentials,
+        } = first
+        else {
+            panic!("not activated: {first:?}");
+        };
+        assert_eq!((gateway_arn.as_str(), region.as_str()), (GW, REGION));
+        assert_eq!(
+            again,
+            ActivationStatus::Activated {
+                gateway_arn,
+                region,
+                credentials
+            }
+        );
+        assert_eq!(agents.credential_ids().len(), 1);
+    }
+
+    #[test]
+    fn another_agent_or_secret_an_expired_key_and_a_deleted_gateway_are_refused() {
+        let (keys, catalogue, agents) =
+            (MemoryKeys::default(), associated(), MemoryAgents::default());
+        issue(&keys, REGION, &request(), "KEY".into(), ttl(), now()).unwrap();
+        let code = |w: &ActivationWait, at, c: &MemoryCatalogue| {
+            state(&keys, c, &agents, REGION, w, at).unwrap_err().code()
+        };
+        assert_eq!(
+            code(&wait("agent-2", SECRET), now(), &catalogue),
+            ErrorCode::InvalidActivationKey
+        );
+        assert_eq!(
+            code(&wait("agent-1", "guessed"), now(), &catalogue),
+            ErrorCode::InvalidActivationKey
+        );
+        assert_eq!(
+            code(&wait("agent-1", SECRET), now() + ttl(), &catalogue),
+            ErrorCode::ActivationKeyExpired
+        );
+        keys.consume("KEY", GW);
+        assert_eq!(
+            code(&wait("agent-1", SECRET), now(), &MemoryCatalogue::default()),
+            ErrorCode::GatewayDeleted
+        );
+        assert!(
+            agents.credential_ids().is_empty(),
+            "nothing minted for a refused wait"
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_refused_and_keys_expired_a_day_ago_forgotten() {
+        let keys = MemoryKeys::default();
+        let mut wrong_region = request();
+        wrong_region.region = "eu-west-1".into();
+        let mut no_agent = request();
+        no_agent.agent_id.clear();
+        for bad in [wrong_region, no_agent] {
+            let refused = issue(&keys, REGION, &bad, "BAD".into(), ttl(), now()).unwrap_err();
+            assert_eq!(refused.code(), ErrorCode::InvalidRequest);
+        }
+        assert!(keys.keys().is_empty() && keys.bound_keys().is_empty());
+        issue(&keys, REGION, &request(), "OLD".into(), ttl(), now()).unwrap();
+        issue(&keys, REGION, &request(), "USED".into(), ttl(), now()).unwrap();
+        keys.consume("USED", GW);
+        // Expired, but within the grace: kept so CreateGateway can say "expired".
+        let later = now() + ttl() + EXPIRED_KEY_GRACE - chrono::Duration::seconds(1);
+        issue(&keys, REGION, &request(), "NEW".into(), ttl(), later).unwrap();
+        assert_eq!(keys.keys(), ["NEW", "OLD", "USED"]);
+        let much_later = now() + ttl() + EXPIRED_KEY_GRACE;
+        issue(&keys, REGION, &request(), "NEWER".into(), ttl(), much_later).unwrap();
+        assert_eq!(
+            keys.keys(),
+            ["NEW", "NEWER", "USED"],
+            "the unused expired key is forgotten"
+        );
+        let mut bound = keys.bound_keys();
+        bound.sort();
+        assert_eq!(bound, ["NEW", "NEWER", "USED"]);
+    }
+}

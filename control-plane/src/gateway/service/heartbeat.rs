@@ -77,3 +77,99 @@ fn wire_state(s: WireState) -> HypervisorState {
         WireState::Error => HypervisorState::Error,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bgw_protocol::heartbeat::HypervisorStatus;
+
+    use super::*;
+    use crate::gateway::service::credentials::{collect, CREDENTIAL_LIFETIME};
+    use crate::gateway::service::fixtures::{associated, now, GW, HV};
+    use crate::store::domain::Catalogue;
+    use crate::store::memory::MemoryAgents;
+
+    fn heartbeat(state: WireState, hypervisor: &str, interval: u64) -> Heartbeat {
+        Heartbeat {
+            agent_version: "1.2.3".into(),
+            hostname: "bgw-1".into(),
+            ip_addresses: vec!["10.0.0.5".into()],
+            mac_addresses: vec!["02:00:00:00:00:01".into()],
+            timezone: "Europe/Berlin".into(),
+            uptime_seconds: 42,
+            interval_seconds: interval,
+            resources: Default::default(),
+            hypervisor: HypervisorStatus {
+                hypervisor_arn: Some(hypervisor.into()),
+                state,
+                message: None,
+            },
+            bandwidth_limit_bps: None,
+            update: Default::default(),
+            config_version: 0,
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_records_the_gateway_and_its_hypervisor_state() {
+        let catalogue = associated();
+        let agents = MemoryAgents::default();
+        collect(&agents, GW, "agent", now()).unwrap();
+        let agent = agents.gateway_agent(GW).unwrap().unwrap();
+        let ack = record(
+            &catalogue,
+            &agents,
+            &agent,
+            &heartbeat(WireState::Online, HV, 2),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(ack.server_time, now());
+        assert!(ack.config_version > 0, "the configuration is numbered");
+        assert!(!ack.rotate_credentials);
+        let gw = catalogue.get_gateway(GW).unwrap();
+        assert_eq!(gw.last_seen, Some(now()));
+        assert_eq!(gw.software_version.as_deref(), Some("1.2.3"));
+        assert_eq!(gw.timezone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(gw.reported["hostname"], "bgw-1");
+        assert_eq!(gw.reported["bandwidth_limit_bps"], "unlimited");
+        assert_eq!(
+            catalogue.get_hypervisor(HV).unwrap().state,
+            HypervisorState::Online
+        );
+        let stored = agents.gateway_agent(GW).unwrap().unwrap();
+        assert_eq!(stored.heartbeat_interval_secs, 2);
+        // The same content keeps its version; old credentials are due for rotation.
+        let later = now() + CREDENTIAL_LIFETIME + chrono::Duration::seconds(1);
+        let again = record(
+            &catalogue,
+            &agents,
+            &stored,
+            &heartbeat(WireState::Online, HV, 2),
+            later,
+        )
+        .unwrap();
+        assert_eq!(again.config_version, ack.config_version);
+        assert!(again.rotate_credentials);
+    }
+
+    #[test]
+    fn a_state_reported_for_another_hypervisor_is_ignored() {
+        let catalogue = associated();
+        let agents = MemoryAgents::default();
+        collect(&agents, GW, "agent", now()).unwrap();
+        let agent = agents.gateway_agent(GW).unwrap().unwrap();
+        let other = "arn:aws:backup-gateway:us-east-1:123456789012:hypervisor/hv-00000002";
+        record(
+            &catalogue,
+            &agents,
+            &agent,
+            &heartbeat(WireState::Offline, other, 60),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            catalogue.get_hypervisor(HV).unwrap().state,
+            HypervisorState::Pending
+        );
+    }
+}

@@ -153,3 +153,200 @@ pub fn report_status(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use bgw_protocol::metadata::{AwsTag, VmRecord as WireVm, VmwareTag as ReportedTag};
+
+    use super::*;
+    use crate::gateway::service::fixtures::{associated, gateway, now, GW, HV};
+    use crate::store::memory::{MemoryCatalogue, MemorySyncs};
+
+    fn arns() -> ArnFactory {
+        ArnFactory::new("us-east-1", "123456789012")
+    }
+
+    fn vm(uuid: &str, name: &str, tags: &[(&str, &str)]) -> WireVm {
+        WireVm {
+            instance_uuid: uuid.into(),
+            name: name.into(),
+            path: "/DC0/vm".into(),
+            host_name: "esx-1".into(),
+            vmware_tags: tags
+                .iter()
+                .map(|(k, _)| ReportedTag {
+                    category: "backup".into(),
+                    name: (*k).into(),
+                    description: String::new(),
+                })
+                .collect(),
+            aws_tags: tags
+                .iter()
+                .map(|(k, v)| AwsTag {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn batch(sync: &str, n: u32, vms: Vec<WireVm>, complete: Option<SyncOutcome>) -> MetadataBatch {
+        MetadataBatch {
+            hypervisor_arn: HV.into(),
+            sync_id: sync.into(),
+            batch: n,
+            vms,
+            removed: Vec::new(),
+            complete,
+        }
+    }
+
+    fn names(catalogue: &MemoryCatalogue) -> Vec<String> {
+        let mut names: Vec<String> = catalogue.vms(HV).into_iter().map(|v| v.name).collect();
+        names.sort();
+        names
+    }
+
+    fn apply(c: &MemoryCatalogue, s: &MemorySyncs, b: &MetadataBatch) -> MetadataAck {
+        apply_batch(c, s, &arns(), now(), GW, b).unwrap()
+    }
+
+    #[test]
+    fn a_full_sync_removes_the_vms_it_did_not_mention_and_completes_once() {
+        let (c, s) = (associated(), MemorySyncs::default());
+        apply(
+            &c,
+            &s,
+            &batch(
+                "s1",
+                0,
+                vec![vm("u1", "a", &[]), vm("u2", "b", &[]), vm("u3", "c", &[])],
+                Some(SyncOutcome::Succeeded),
+            ),
+        );
+        assert_eq!(names(&c), ["a", "b", "c"]);
+        // The next sync no longer sees u2, in two batches.
+        apply(&c, &s, &batch("s2", 0, vec![vm("u1", "a2", &[])], None));
+        assert_eq!(
+            names(&c),
+            ["a2", "b", "c"],
+            "nothing removed before the end"
+        );
+        let last = batch(
+            "s2",
+            1,
+            vec![vm("u3", "c", &[])],
+            Some(SyncOutcome::Succeeded),
+        );
+        assert_eq!(apply(&c, &s, &last).accepted, 1);
+        assert_eq!(names(&c), ["a2", "c"]);
+        let hv = c.get_hypervisor(HV).unwrap();
+        assert_eq!(hv.sync_status, Some(SyncStatus::Succeeded));
+        assert_eq!(hv.last_successful_sync, Some(now()));
+        // The final batch retried after a lost answer changes nothing, even if the VMs changed
+        // in between (a watch batch added one).
+        let mut watch = batch("watch-1", 0, vec![vm("u4", "d", &[])], None);
+        watch.removed = vec!["u3".into()];
+        apply(&c, &s, &watch);
+        assert_eq!(
+            names(&c),
+            ["a2", "d"],
+            "the watch adds and removes, and removes nothing else"
+        );
+        c.update_hypervisor(HV, &|h| {
+            h.sync_status = Some(SyncStatus::Running);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(apply(&c, &s, &last).accepted, 1);
+        assert_eq!(
+            names(&c),
+            ["a2", "d"],
+            "the retried final batch removed nothing"
+        );
+        assert_eq!(
+            c.get_hypervisor(HV).unwrap().sync_status,
+            Some(SyncStatus::Running),
+            "a completed sync is not completed again"
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_removes_nothing() {
+        let (c, s) = (associated(), MemorySyncs::default());
+        apply(
+            &c,
+            &s,
+            &batch(
+                "s1",
+                0,
+                vec![vm("u1", "a", &[]), vm("u2", "b", &[])],
+                Some(SyncOutcome::Succeeded),
+            ),
+        );
+        let failed = SyncOutcome::Failed {
+            message: "vCenter went away".into(),
+        };
+        apply(
+            &c,
+            &s,
+            &batch("s2", 0, vec![vm("u1", "a", &[])], Some(failed)),
+        );
+        assert_eq!(names(&c), ["a", "b"]);
+        let hv = c.get_hypervisor(HV).unwrap();
+        assert_eq!(hv.sync_status, Some(SyncStatus::Failed));
+        assert_eq!(hv.sync_message.as_deref(), Some("vCenter went away"));
+    }
+
+    #[test]
+    fn mapped_tags_no_longer_derived_are_removed_and_others_kept() {
+        let (c, s) = (associated(), MemorySyncs::default());
+        apply(
+            &c,
+            &s,
+            &batch(
+                "s1",
+                0,
+                vec![vm("u1", "a", &[("tier", "gold"), ("team", "db")])],
+                None,
+            ),
+        );
+        let arn = c.vms(HV)[0].arn.clone();
+        // A tag the customer set through the API is not the sync's to remove.
+        c.tag_resource(&arn, &[("owner".to_string(), "ops".to_string())].into(), 50)
+            .unwrap();
+        apply(
+            &c,
+            &s,
+            &batch(
+                "watch-1",
+                0,
+                vec![vm("u1", "a", &[("tier", "silver")])],
+                None,
+            ),
+        );
+        let tags = c.tags(&arn);
+        assert_eq!(tags.get("tier").map(String::as_str), Some("silver"));
+        assert_eq!(tags.get("team"), None, "the stale mapped tag is removed");
+        assert_eq!(tags.get("owner").map(String::as_str), Some("ops"));
+        assert_eq!(c.vms(HV)[0].mapped_tag_keys, ["tier"]);
+    }
+
+    #[test]
+    fn reports_about_a_hypervisor_the_gateway_does_not_serve_are_refused() {
+        let c = MemoryCatalogue::default();
+        c.put_gateway(gateway(None));
+        let s = MemorySyncs::default();
+        let refused =
+            apply_batch(&c, &s, &arns(), now(), GW, &batch("s1", 0, vec![], None)).unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::InvalidRequest);
+        let report = SyncStatusReport {
+            hypervisor_arn: HV.into(),
+            sync_id: "s1".into(),
+            status: Reported::Running,
+            message: None,
+            at: now(),
+        };
+        assert!(report_status(&c, &s, GW, &report).is_err());
+    }
+}
