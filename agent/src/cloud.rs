@@ -40,7 +40,7 @@ impl CloudClient {
             .tls_built_in_root_certs(false)
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("bgw-agent/", env!("CARGO_PKG_VERSION")));
+            .user_agent(format!("bgw-agent/{}", crate::VERSION));
         match &config.ca_file {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|e| Error::CaFile {

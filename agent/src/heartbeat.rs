@@ -77,7 +77,7 @@ fn build(rt: &Runtime, host: &HostFacts) -> Heartbeat {
         hypervisor.hypervisor_arn = config.hypervisor.as_ref().map(|h| h.hypervisor_arn.clone());
     }
     Heartbeat {
-        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        agent_version: crate::VERSION.to_string(),
         hostname: host.hostname.clone(),
         ip_addresses: host.ip_addresses.clone(),
         mac_addresses: host.mac_addresses.clone(),
@@ -90,6 +90,8 @@ fn build(rt: &Runtime, host: &HostFacts) -> Heartbeat {
         update: UpdateStatus {
             state: UpdateState::Idle,
             available_version: None,
+            staged_version: None,
+            last_attempt: None,
         },
         config_version: config.version,
     }

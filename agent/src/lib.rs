@@ -39,4 +39,10 @@ pub mod systemd;
 pub mod vcenter_link;
 
 pub use config::Config;
+
+/// The version of this build (`BGW_VERSION` at build time, else the crate version).
+pub const VERSION: &str = env!("BGW_AGENT_VERSION");
+
+/// A deliberate fault baked into a test build (`BGW_BUILD_FAULT`); empty in real builds.
+pub const BUILD_FAULT: &str = env!("BGW_AGENT_BUILD_FAULT");
 pub use error::{Error, Result};

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use bgw_agent::cli;
 
 #[derive(Parser)]
-#[command(name = "bgw-agent", version, about = "Backup gateway agent")]
+#[command(name = "bgw-agent", version = bgw_agent::VERSION, about = "Backup gateway agent")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -117,7 +117,7 @@ impl StatusReport {
         let sync = rt.sync.read().expect("runtime lock").clone();
         let pending = rt.store.pending_activation().ok().flatten();
         Self {
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: crate::VERSION.to_string(),
             agent_id: rt
                 .store
                 .value::<crate::state::Identity>("identity")

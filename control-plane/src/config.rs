@@ -54,6 +54,16 @@ impl ServeConfig {
     }
 
     /// Path of the store.
+    /// Artifacts of published releases.
+    pub fn releases_path(&self) -> PathBuf {
+        self.data_dir.join("releases")
+    }
+
+    /// The URL of the server running on this data directory, written when it starts.
+    pub fn server_url_path(&self) -> PathBuf {
+        self.data_dir.join("server.url")
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("store")
     }

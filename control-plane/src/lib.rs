@@ -25,6 +25,7 @@ pub mod gateway;
 pub mod link;
 pub mod model;
 pub mod registry;
+pub mod release;
 pub mod secret;
 pub mod server;
 pub mod store;

@@ -7,6 +7,8 @@ use bgw_cloud::tls::TlsFiles;
 use bgw_cloud::{ServeConfig, TlsMode};
 use clap::{Args, Parser, Subcommand};
 
+mod cli_release;
+
 #[derive(Parser)]
 #[command(
     name = "bgw-cloud",
@@ -22,6 +24,9 @@ struct Cli {
 enum Command {
     /// Serve the AWS Backup Gateway API.
     Serve(ServeArgs),
+    /// Software releases for the gateways: keys, publishing, update history.
+    #[command(subcommand)]
+    Release(cli_release::ReleaseCommand),
 }
 
 #[derive(Args)]
@@ -66,7 +71,18 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Release(command) => {
+            return match cli_release::run(command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bgw-cloud: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    };
     let config = ServeConfig {
         listen: args.listen,
         data_dir: args.data,

@@ -79,6 +79,53 @@ pub struct UpdateStatus {
     pub state: UpdateState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_version: Option<String>,
+    /// Downloaded, verified and waiting under the state directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_version: Option<String>,
+    /// The latest update attempt (also one in progress), for the cloud's update history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<UpdateAttempt>,
+}
+
+/// One update attempt as the gateway reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateAttempt {
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub result: UpdateResult,
+    /// Why it failed or was refused (`CODE: detail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+wire_enum! {
+    /// How an update attempt ended. Open, like the states.
+    pub enum UpdateResult: open {
+        InProgress = "IN_PROGRESS",
+        /// The new version passed its trial and runs.
+        Succeeded = "SUCCEEDED",
+        /// The new version failed its trial; the previous one runs again.
+        RolledBack = "ROLLED_BACK",
+        /// The release was not installed (bad signature, checksum, version...).
+        Refused = "REFUSED",
+    }
+}
+
+/// A release the cloud offers: the signed manifest exactly as published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOffer {
+    pub version: String,
+    /// The manifest's JSON text, byte for byte as signed.
+    pub manifest: String,
+    #[serde(default)]
+    pub key_id: String,
+    /// Base64 ed25519 signature of `manifest` (empty: unsigned).
+    #[serde(default)]
+    pub signature: String,
 }
 
 wire_enum! {
@@ -90,11 +137,15 @@ wire_enum! {
         #[default]
         Idle = "IDLE",
         Downloading = "DOWNLOADING",
-        /// Downloaded and verified, waiting for the maintenance window.
+        /// Downloaded and verified.
         Staged = "STAGED",
+        /// Staged, waiting for the maintenance window or for running jobs to end.
+        Waiting = "WAITING",
         Applying = "APPLYING",
         /// Installed; the new version is checking itself before it commits.
         Verifying = "VERIFYING",
+        /// The new version passed its trial and is the one that runs.
+        Committed = "COMMITTED",
         /// The new version failed its checks; the previous one runs again.
         RolledBack = "ROLLED_BACK",
     }
@@ -109,4 +160,7 @@ pub struct HeartbeatAck {
     /// The cloud wants the agent to rotate its credentials.
     #[serde(default)]
     pub rotate_credentials: bool,
+    /// A newer release for this gateway, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateOffer>,
 }

@@ -41,6 +41,8 @@ pub mod paths {
     pub const METADATA: &str = "/gateway/v1/metadata";
     pub const SYNC_STATUS: &str = "/gateway/v1/sync/status";
     pub const CREDENTIALS_ROTATE: &str = "/gateway/v1/credentials/rotate";
+    /// The artifact of an offered release (`{"version": "..."}`; honours `Range: bytes=N-`).
+    pub const UPDATE_ARTIFACT: &str = "/gateway/v1/updates/artifact";
 }
 
 /// Longest wait the cloud grants a long-poll, in seconds. Agents use shorter HTTP timeouts

@@ -63,7 +63,11 @@ impl KeyPair {
             f.write_all(text.as_bytes()).map_err(err)?;
             f.sync_all().map_err(err)
         };
-        write(&secret, 0o600, format!("{}\n", B64.encode(self.0.to_bytes())))?;
+        write(
+            &secret,
+            0o600,
+            format!("{}\n", B64.encode(self.0.to_bytes())),
+        )?;
         write(&public, 0o644, format!("{}\n", self.public().to_base64()))?;
         Ok((secret, public))
     }

@@ -61,7 +61,9 @@ pub enum Refusal {
     Tampered { expected: String, got: String },
     #[error("DOWNGRADE: version {offered} is not newer than the running {running}")]
     Downgrade { running: Version, offered: Version },
-    #[error("TOO_OLD: version {offered} upgrades from {min} or later; this gateway runs {running}")]
+    #[error(
+        "TOO_OLD: version {offered} upgrades from {min} or later; this gateway runs {running}"
+    )]
     TooOld {
         running: Version,
         offered: Version,
@@ -233,16 +235,28 @@ mod tests {
         let mut m = Manifest::new(v("1.2.0"), b"the artifact");
         m.min_version = Some(v("1.0.0"));
         assert!(m.check_upgrade(v("1.1.0")).is_ok());
-        assert!(matches!(m.check_upgrade(v("1.2.0")), Err(Refusal::Downgrade { .. })));
-        assert!(matches!(m.check_upgrade(v("1.3.0")), Err(Refusal::Downgrade { .. })));
-        assert!(matches!(m.check_upgrade(v("0.9.0")), Err(Refusal::TooOld { .. })));
+        assert!(matches!(
+            m.check_upgrade(v("1.2.0")),
+            Err(Refusal::Downgrade { .. })
+        ));
+        assert!(matches!(
+            m.check_upgrade(v("1.3.0")),
+            Err(Refusal::Downgrade { .. })
+        ));
+        assert!(matches!(
+            m.check_upgrade(v("0.9.0")),
+            Err(Refusal::TooOld { .. })
+        ));
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a");
         std::fs::write(&path, b"the artifact").unwrap();
         assert!(m.check_file(&path).is_ok());
         std::fs::write(&path, b"the artif").unwrap();
-        assert!(matches!(m.check_file(&path), Err(Refusal::Truncated { .. })));
+        assert!(matches!(
+            m.check_file(&path),
+            Err(Refusal::Truncated { .. })
+        ));
         std::fs::write(&path, b"the artifacT").unwrap();
         assert!(matches!(m.check_file(&path), Err(Refusal::Tampered { .. })));
     }

@@ -19,7 +19,11 @@ impl Version {
         let bad = || UpdateError::Version(s.to_string());
         let mut parts = s.trim().split('.');
         let mut next = || -> Result<u64, UpdateError> {
-            parts.next().ok_or_else(bad)?.parse::<u64>().map_err(|_| bad())
+            parts
+                .next()
+                .ok_or_else(bad)?
+                .parse::<u64>()
+                .map_err(|_| bad())
         };
         let v = Version {
             major: next()?,

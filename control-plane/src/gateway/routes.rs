@@ -47,10 +47,11 @@ pub fn router(state: Arc<AppState>, hub: GatewayHub) -> Router {
         )
         .route(paths::SYNC_STATUS, post(sync_status))
         .route(paths::CREDENTIALS_ROTATE, post(rotate))
+        .route(paths::UPDATE_ARTIFACT, post(update_artifact))
         .with_state((state, hub))
 }
 
-use super::service::{activation, credentials, heartbeat, metadata, Refusal as Failure};
+use super::service::{activation, credentials, heartbeat, metadata, updates, Refusal as Failure};
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -185,13 +186,83 @@ async fn heartbeat(State((state, hub)): State<Ctx>, request: Request) -> Answer<
     let (agent, hb): (_, Heartbeat) = signed(&state, request).await?;
     let interval = Duration::from_secs(hb.interval_seconds.max(1));
     hub.contact(&agent.gateway_arn, Some(interval));
-    Ok(Json(heartbeat::record(
+    let now = state.api.now();
+    let mut ack = heartbeat::record(&state.api.store, &state.api.store, &agent, &hb, now)?;
+    ack.update = updates::on_heartbeat(
+        &state.releases,
         &state.api.store,
-        &state.api.store,
-        &agent,
+        &agent.gateway_arn,
         &hb,
-        state.api.now(),
-    )?))
+        now,
+    )?;
+    Ok(Json(ack))
+}
+
+#[derive(serde::Deserialize)]
+struct ArtifactRequest {
+    version: String,
+}
+
+/// The artifact of a release, whole or from the offset of a `Range: bytes=N-` header.
+async fn update_artifact(State((state, _)): State<Ctx>, request: Request) -> Response {
+    let range = request
+        .headers()
+        .get(axum::http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let answer = async {
+        let (_agent, req): (_, ArtifactRequest) = signed(&state, request).await?;
+        let Some((release, path)) = state.releases.artifact(&req.version)? else {
+            return Err(Failure::new(
+                ErrorCode::NotFound,
+                format!("release {} is not published", req.version),
+            ));
+        };
+        let offset = match range.as_deref() {
+            None => 0,
+            Some(r) => r
+                .strip_prefix("bytes=")
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| *n <= release.size)
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::InvalidRequest,
+                        format!("unsupported range {r:?}: send bytes=N- with N at most the size"),
+                    )
+                })?,
+        };
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+            tracing::error!(path = %path.display(), error = %e, "release artifact unreadable");
+            Failure::new(ErrorCode::Internal, "the release artifact cannot be read")
+        })?;
+        use tokio::io::AsyncSeekExt;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|_| {
+                Failure::new(ErrorCode::Internal, "the release artifact cannot be read")
+            })?;
+        let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+        let mut response = Response::builder()
+            .header(axum::http::header::CONTENT_LENGTH, release.size - offset)
+            .header(axum::http::header::ACCEPT_RANGES, "bytes");
+        if range.is_some() {
+            response = response.status(StatusCode::PARTIAL_CONTENT).header(
+                axum::http::header::CONTENT_RANGE,
+                format!(
+                    "bytes {offset}-{}/{}",
+                    release.size.saturating_sub(1),
+                    release.size
+                ),
+            );
+        }
+        Ok(response.body(body).expect("a valid response"))
+    }
+    .await;
+    match answer {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
 }
 
 pub use credentials::CREDENTIAL_LIFETIME;

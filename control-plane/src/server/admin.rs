@@ -40,7 +40,7 @@ pub fn generate_activation_key(rng: &mut impl Rng) -> String {
         .join("-")
 }
 
-async fn admin_call(
+pub(super) async fn admin_call(
     state: &AppState,
     request: Request,
     f: impl FnOnce(&AppState, Value) -> Result<Value, ApiError>,

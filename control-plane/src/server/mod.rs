@@ -10,6 +10,7 @@
 //! ```
 
 pub mod admin;
+pub mod admin_releases;
 pub mod routes;
 
 use std::future::Future;
@@ -64,6 +65,8 @@ pub struct AppState {
     /// Activation requests and waits per client address (they carry no signature).
     pub activation_throttle: Throttle,
     pub activation_key_ttl: Duration,
+    /// Published software releases and the gateways' update history.
+    pub releases: crate::release::ReleaseShelf,
 }
 
 /// The address of the client of a connection, as request extension.
@@ -220,6 +223,10 @@ pub async fn bind_with(
         addr: config.listen.clone(),
         source,
     })?;
+    let releases = crate::release::ReleaseShelf::new(
+        Arc::new(crate::store::releases::SledReleases::open(&store)?),
+        config.releases_path(),
+    );
     let api = ApiContext {
         store,
         arns: ArnFactory::new(config.region.clone(), config.account_id.clone()),
@@ -241,6 +248,7 @@ pub async fn bind_with(
             ACTIVATION_REQUEST_BURST,
         ),
         activation_key_ttl: config.activation_key_ttl,
+        releases,
     });
     tracing::info!(addr = %local_addr, region = %config.region, "bound");
     Ok(Server {
@@ -254,7 +262,13 @@ pub async fn bind_with(
 /// Binds, prints `listening on URL` to stdout once ready, and serves until `shutdown`.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     use std::io::Write;
+    let url_file = config.server_url_path();
+    let region = config.region.clone();
     let server = bind(config).await?;
+    // `bgw-cloud release` finds the running server here (sled admits one process).
+    if let Err(e) = std::fs::write(&url_file, format!("{}\n{region}\n", server.url())) {
+        tracing::warn!(path = %url_file.display(), error = %e, "cannot record the server URL");
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on {}", server.url());
     let _ = out.flush();

@@ -12,8 +12,8 @@ use axum::Router;
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::admin;
 use super::AppState;
+use super::{admin, admin_releases};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::wire::Protocol;
 use crate::auth::sigv4::{self, RequestHead, Verifier};
@@ -28,6 +28,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(|| async { "ok\n" }))
         .route("/admin/activation-keys", post(admin::mint_activation_key))
         .route("/admin/virtual-machines", post(admin::put_virtual_machines))
+        .route("/admin/releases", post(admin_releases::publish))
+        .route("/admin/releases/list", post(admin_releases::list))
+        .route("/admin/update-history", post(admin_releases::history))
         .fallback(aws_api)
         .with_state(state.clone());
     match state.api.link.gateway_hub() {

@@ -17,6 +17,7 @@ mod gateway_ops;
 pub mod memory;
 mod ops;
 pub mod records;
+pub mod releases;
 
 use std::path::Path;
 

@@ -66,6 +66,7 @@ pub fn record(
         server_time: now,
         config_version: config.version,
         rotate_credentials: credentials::due(agents, agent, now)?,
+        update: None,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod activation;
 pub mod credentials;
 pub mod heartbeat;
 pub mod metadata;
+pub mod updates;
 
 use bgw_protocol::{ErrorBody, ErrorCode};
 
