@@ -4,6 +4,7 @@
 //!   [`vcsim_tags::TagClient`] (REST tagging) and [`vcsim_soap::SoapSession`] (listing VMs).
 //! - [`cloud::Cloud`]: the `bgw-cloud` control plane on a free port with a temporary data dir.
 //! - [`aws`]: the unmodified aws-cli and boto3 from the venvs `scripts/test` installs.
+//! - [`latency_proxy::LatencyProxy`]: a TCP proxy that delays a peer's answers per connection.
 //! - [`process::ChildProcess`]: the guard behind all of them (output captured, killed on drop).
 //!
 //! ```no_run
@@ -20,6 +21,7 @@
 pub mod aws;
 pub mod cloud;
 pub mod error;
+pub mod latency_proxy;
 pub mod paths;
 pub mod process;
 pub mod tls;

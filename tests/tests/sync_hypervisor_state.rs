@@ -3,12 +3,18 @@
 //! twice in a row; `GetHypervisor` and `bgw-agent status` must settle on ONLINE and stay
 //! there (the connection that was replaced, busy with a sync, must not report its end
 //! afterwards).
+//!
+//! The agent reaches vcsim through a [`LatencyProxy`]: before each change the connection in
+//! use is made slow, so the replaced connection's sync and logout end well after its
+//! successor (on fresh, fast connections) is up. That is the order a real vCenter under
+//! load produces and a local vcsim never does.
 
 mod sync_support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bgw_tests::latency_proxy::LatencyProxy;
 use bgw_tests::vcsim::VcsimOptions;
 use serde_json::Value;
 use sync_support::{small_inventory, Setup};
@@ -44,6 +50,14 @@ fn put_mappings(s: &Setup, hv: &str, round: usize) {
     ]);
 }
 
+/// Rounds of changes: the replaced connection reports its end after its successor in about
+/// half of the rounds where the fencing is missing (which of two ready events it handles
+/// first is chosen at random), so five rounds miss it once in 32 runs.
+const ROUNDS: usize = 5;
+
+/// How late vcsim's answers reach the connection being replaced.
+const SLOW_ANSWERS: Duration = Duration::from_millis(300);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_configuration_changes_leave_the_hypervisor_online() {
     // Enough VMs that a sync takes a moment.
@@ -52,7 +66,11 @@ async fn quick_configuration_changes_leave_the_hypervisor_online() {
         ..small_inventory()
     })
     .await;
-    let host = s.vcsim.host_port();
+    // The hypervisor's host is the proxy; TLS passes through, the thumbprint is vcsim's.
+    let proxy = LatencyProxy::start(s.vcsim.addr())
+        .await
+        .expect("start the latency proxy");
+    let host = proxy.host_port();
     let hv = s.aws(&[
         "import-hypervisor-configuration",
         "--name",
@@ -68,7 +86,7 @@ async fn quick_configuration_changes_leave_the_hypervisor_online() {
         .unwrap()
         .to_string();
 
-    for round in 0..6 {
+    for round in 0..ROUNDS {
         if round > 0 {
             s.aws(&[
                 "disassociate-gateway-from-server",
@@ -94,6 +112,11 @@ async fn quick_configuration_changes_leave_the_hypervisor_online() {
             (st["hypervisor"]["state"] == "ONLINE").then_some(())
         })
         .await;
+        // From now on the first connection's vCenter answers slowly (its sync, the end of
+        // its change watch, its logout); the connection replacing it is not slowed.
+        let replaced = proxy.open_connections();
+        assert!(!replaced.is_empty(), "the agent is connected through the proxy");
+        replaced.set_delay(SLOW_ANSWERS);
         // A sync on request is running on the first connection when the mappings change.
         s.aws(&[
             "start-virtual-machines-metadata-sync",
@@ -101,19 +124,13 @@ async fn quick_configuration_changes_leave_the_hypervisor_online() {
             &hv,
         ]);
         put_mappings(&s, &hv, round);
-        s.wait_status("ONLINE in bgw-agent status", |st| {
-            (st["hypervisor"]["state"] == "ONLINE").then_some(())
-        })
-        .await;
-        s.wait_hypervisor(&hv, "ONLINE in GetHypervisor", |h| {
-            (h["State"] == "ONLINE").then_some(())
-        })
-        .await;
 
-        // It stays connected: a connection restarting for a late change may say PENDING
-        // for a moment, but the replaced connection's end (OFFLINE) must never show.
-        let hold = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < hold {
+        // Until the replaced connection is gone, and a few heartbeats after: a connection
+        // (re)starting may say PENDING for a moment, but the replaced connection's end
+        // (OFFLINE) must never show.
+        let gone_by = Instant::now() + Duration::from_secs(40);
+        let mut hold: Option<Instant> = None;
+        while hold.is_none_or(|h| Instant::now() < h) {
             let st = cli_status(&s);
             let state = &st["hypervisor"]["state"];
             assert!(
@@ -125,13 +142,24 @@ async fn quick_configuration_changes_leave_the_hypervisor_online() {
                 h["State"] == "ONLINE" || h["State"] == "PENDING",
                 "round {round}: GetHypervisor left ONLINE while connected: {h:#}"
             );
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            if hold.is_none() && (replaced.all_closed() || Instant::now() > gone_by) {
+                // Three heartbeats carry the last state to the cloud.
+                hold = Some(Instant::now() + Duration::from_secs(3));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        s.wait_status("ONLINE in bgw-agent status", |st| {
+            (st["hypervisor"]["state"] == "ONLINE").then_some(())
+        })
+        .await;
+        s.wait_hypervisor(&hv, "ONLINE in GetHypervisor", |h| {
+            (h["State"] == "ONLINE").then_some(())
+        })
+        .await;
         assert_eq!(
             cli_status(&s)["hypervisor"]["state"],
             "ONLINE",
             "round {round}"
         );
-        assert_eq!(s.hypervisor(&hv)["State"], "ONLINE", "round {round}");
     }
 }
