@@ -219,7 +219,11 @@ async fn delayed_copy(
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             let n = from.read(&mut buf).await.unwrap_or(0);
-            if tx.send((Instant::now() + conn.delay(), buf[..n].to_vec())).is_err() || n == 0 {
+            if tx
+                .send((Instant::now() + conn.delay(), buf[..n].to_vec()))
+                .is_err()
+                || n == 0
+            {
                 return;
             }
         }
@@ -296,7 +300,10 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !slowed.all_closed() {
-            assert!(std::time::Instant::now() < deadline, "connection not closed");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connection not closed"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(proxy.open_connections().len(), 1);

@@ -115,7 +115,10 @@ async fn quick_configuration_changes_leave_the_hypervisor_online() {
         // From now on the first connection's vCenter answers slowly (its sync, the end of
         // its change watch, its logout); the connection replacing it is not slowed.
         let replaced = proxy.open_connections();
-        assert!(!replaced.is_empty(), "the agent is connected through the proxy");
+        assert!(
+            !replaced.is_empty(),
+            "the agent is connected through the proxy"
+        );
         replaced.set_delay(SLOW_ANSWERS);
         // A sync on request is running on the first connection when the mappings change.
         s.aws(&[
