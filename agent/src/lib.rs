@@ -21,6 +21,7 @@ pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod config_pull;
+pub mod console;
 pub mod daemon;
 pub mod endpoints;
 pub mod error;

@@ -28,6 +28,8 @@ enum Command {
     /// Ask bandwidth-schedule and maintenance-window questions offline.
     #[command(subcommand)]
     Schedule(cli::schedule::ScheduleCommand),
+    /// The appliance's menu at the VM console (80x24, keyboard only).
+    Console(cli::console::ConsoleArgs),
     /// Look at vCenter the way the gateway does.
     #[command(subcommand)]
     Vcenter(cli::vcenter::VcenterCommand),
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cli::daemon::status(args),
         Command::Schedule(cmd) => cli::schedule::run(cmd),
         Command::Vcenter(cmd) => cli::vcenter::run(cmd),
+        Command::Console(args) => cli::console::run(args),
     };
     match result {
         Ok(code) => code,

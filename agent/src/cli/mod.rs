@@ -1,5 +1,6 @@
 //! Operator commands of `bgw-agent`, one module per command group.
 
+pub mod console;
 pub mod daemon;
 pub mod schedule;
 pub mod vcenter;
