@@ -38,7 +38,7 @@ impl Prompt {
     pub fn footer(self, main: bool) -> String {
         match self {
             Prompt::Number { min, max } if main => {
-                format!("Type a number ({min}-{max}) and Enter; x and Enter leaves.")
+                format!("Type a number ({min}-{max}) and Enter; x leaves.")
             }
             Prompt::Number { min, max } => {
                 format!("Type a number ({min}-{max}) and Enter; Esc or q goes back.")

@@ -210,7 +210,7 @@ impl Console {
         self.message = None;
         self.screen = match &self.screen {
             Screen::Main => {
-                self.message = Some("Type x and Enter to leave the console.".into());
+                self.message = Some("Type x to leave the console.".into());
                 Screen::Main
             }
             Screen::Activation(step) => match step.parent() {
@@ -281,4 +281,3 @@ pub fn agent_line(agent: &AgentView) -> String {
 pub fn under_root(root: &std::path::Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
-

@@ -64,18 +64,16 @@ pub fn keys(bytes: &[u8]) -> Vec<Input> {
     while let Some(c) = chars.next() {
         match c {
             '\x1b' => {
-                if chars.peek().is_none() {
-                    out.push(Input::Esc);
-                } else {
+                if matches!(chars.peek(), Some('[') | Some('O')) {
                     // CSI / SS3 sequence: skip to its final byte.
-                    let intro = chars.next();
-                    if matches!(intro, Some('[') | Some('O')) {
-                        for c in chars.by_ref() {
-                            if ('@'..='~').contains(&c) && c != '[' {
-                                break;
-                            }
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) && c != '[' {
+                            break;
                         }
                     }
+                } else {
+                    out.push(Input::Esc);
                 }
             }
             '\r' | '\n' => out.push(Input::Enter),
