@@ -15,9 +15,10 @@ as_root() {
 }
 
 # Debian packages: Go and govmomi for the vCenter simulator, tmux for console tests,
-# python venv support, openssl for certificates, systemd for `systemd-analyze` (unit checks).
+# python venv support, openssl for certificates, systemd for `systemd-analyze` (unit checks),
+# lintian and qemu-utils for the Debian package and OVF descriptor checks.
 ensure_apt_packages() {
-    local wanted=(golang-go golang-github-vmware-govmomi-dev python3-venv tmux openssl curl ca-certificates build-essential pkg-config systemd)
+    local wanted=(golang-go golang-github-vmware-govmomi-dev python3-venv tmux openssl curl ca-certificates build-essential pkg-config systemd lintian qemu-utils)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
