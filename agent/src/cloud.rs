@@ -70,9 +70,7 @@ impl CloudClient {
                 }
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| Error::HttpClient(e.to_string()))?;
+        let http = builder.build().map_err(Error::HttpClient)?;
         let host = config.endpoint.host_str().unwrap_or_default();
         let host_header = match config.endpoint.port() {
             Some(port) => format!("{host}:{port}"),
@@ -171,10 +169,8 @@ impl CloudClient {
                     message: error_chain(&e),
                 })?;
             if status.is_success() {
-                return serde_json::from_slice(&bytes).map_err(|e| Error::CloudAnswer {
-                    path,
-                    message: e.to_string(),
-                });
+                return serde_json::from_slice(&bytes)
+                    .map_err(|source| Error::CloudAnswer { path, source });
             }
             let error: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
             if let Some(ErrorBody {

@@ -110,10 +110,11 @@ pub async fn run_with(
     bound.admin = listener.local_addr().ok();
     tracker.spawn(endpoints::serve(
         listener,
-        endpoints::admin::router(endpoints::admin::AdminState {
+        crate::admin::router(crate::admin::AdminState {
             rt: rt.clone(),
             activation: activation.clone(),
             jobs: jobs.clone(),
+            trust: crate::vcenter_link::trust::TrustStore::new(store.clone()),
             endpoint: config.cloud.endpoint.to_string(),
             region: config.cloud.region.clone(),
         }),

@@ -19,12 +19,15 @@ pub enum Error {
         what: &'static str,
         source: sled::Error,
     },
-    #[error("corrupt value in the state store under {key}: {message}")]
-    StateCorrupt { key: String, message: String },
+    #[error("corrupt value in the state store under {key}: {source}")]
+    StateCorrupt {
+        key: String,
+        source: serde_json::Error,
+    },
     #[error("cannot read the CA file {path}: {message}")]
     CaFile { path: PathBuf, message: String },
     #[error("cannot build the HTTPS client: {0}")]
-    HttpClient(String),
+    HttpClient(#[source] reqwest::Error),
     #[error("cannot reach the cloud at {url}: {message}")]
     CloudUnreachable { url: String, message: String },
     #[error("the cloud refused {path} with HTTP {status} {code}: {message}")]
@@ -34,8 +37,11 @@ pub enum Error {
         code: String,
         message: String,
     },
-    #[error("invalid answer from the cloud to {path}: {message}")]
-    CloudAnswer { path: &'static str, message: String },
+    #[error("invalid answer from the cloud to {path}: {source}")]
+    CloudAnswer {
+        path: &'static str,
+        source: serde_json::Error,
+    },
     #[error("the gateway is not activated yet")]
     NotActivated,
     #[error("cannot sign the request: {0}")]
@@ -46,8 +52,24 @@ pub enum Error {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot reach the running agent at {addr}: {message} (is `bgw-agent run` running?)")]
-    Admin { addr: String, message: String },
+    #[error("the agent is not running or not reachable at {addr}: {source}")]
+    AdminUnreachable {
+        addr: String,
+        source: reqwest::Error,
+    },
+    #[error("the agent at {addr} refused {what} with HTTP {status}: {message}")]
+    AdminRefused {
+        addr: String,
+        what: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("invalid answer from the agent at {addr} to {what}: {source}")]
+    AdminAnswer {
+        addr: String,
+        what: &'static str,
+        source: reqwest::Error,
+    },
     #[error("{what} failed: {source}")]
     Io {
         what: String,
@@ -75,7 +97,10 @@ impl Error {
             Error::CloudRefused { .. } | Error::CloudAnswer { .. } => "cloud_refused",
             Error::NotActivated => "not_activated",
             Error::Sign(_) => "sign",
-            Error::Listen { .. } | Error::Admin { .. } | Error::Io { .. } => "io",
+            Error::Listen { .. } | Error::Io { .. } => "io",
+            Error::AdminUnreachable { .. }
+            | Error::AdminRefused { .. }
+            | Error::AdminAnswer { .. } => "admin",
         }
     }
 }

@@ -12,7 +12,7 @@
 //! ```
 
 pub mod activation;
-pub mod admin_client;
+pub mod admin;
 pub mod backoff;
 pub mod bandwidth;
 pub mod cli;

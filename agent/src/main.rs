@@ -9,7 +9,12 @@ use clap::{Parser, Subcommand};
 use bgw_agent::cli;
 
 #[derive(Parser)]
-#[command(name = "bgw-agent", version = bgw_agent::VERSION, about = "Backup gateway agent")]
+#[command(
+    name = "bgw-agent",
+    version = bgw_agent::VERSION,
+    about = "Backup gateway agent",
+    after_help = cli::exit::HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,6 +30,8 @@ enum Command {
     ActivationKey(cli::daemon::ActivationKeyArgs),
     /// Show the running agent's status.
     Status(cli::daemon::StatusArgs),
+    /// List the running agent's jobs (metadata syncs, ...), oldest first.
+    Jobs(cli::daemon::JobsArgs),
     /// Ask bandwidth-schedule and maintenance-window questions offline.
     #[command(subcommand)]
     Schedule(cli::schedule::ScheduleCommand),
@@ -42,15 +49,13 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => cli::daemon::check_config(args),
         Command::ActivationKey(args) => cli::daemon::activation_key(args),
         Command::Status(args) => cli::daemon::status(args),
+        Command::Jobs(args) => cli::daemon::jobs(args),
         Command::Schedule(cmd) => cli::schedule::run(cmd),
         Command::Vcenter(cmd) => cli::vcenter::run(cmd),
         Command::Console(args) => cli::console::run(args),
     };
     match result {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => cli::exit::report(err),
     }
 }

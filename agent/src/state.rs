@@ -166,9 +166,9 @@ impl Store {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Error::StateCorrupt {
+            .map_err(|source| Error::StateCorrupt {
                 key: key.to_string(),
-                message: e.to_string(),
+                source,
             })
     }
 

@@ -1,71 +1,14 @@
-//! The agent's status report, as `bgw-agent status --json` prints it.
+//! Builds the agent's status report (the admin API's `GET /status`, what `bgw-agent status`
+//! prints); the report's types are in [`crate::admin::types`].
 
 use bgw_scheduler::bandwidth::{BandwidthSchedule, Interval};
 use bgw_scheduler::maintenance::MaintenanceStartTime;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
 
+pub use crate::admin::types::{
+    BandwidthReport, CloudStatus, HypervisorReport, MaintenanceReport, StatusReport, SyncReport,
+};
 use crate::runtime::Runtime;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StatusReport {
-    pub version: String,
-    pub agent_id: Option<String>,
-    pub activated: bool,
-    pub gateway_arn: Option<String>,
-    pub pending_activation_key: Option<String>,
-    pub last_heartbeat: Option<String>,
-    pub timezone: String,
-    pub uptime_seconds: u64,
-    pub config_version: u64,
-    pub cloud: CloudStatus,
-    pub hypervisor: HypervisorReport,
-    pub sync: SyncReport,
-    pub bandwidth: BandwidthReport,
-    pub maintenance: MaintenanceReport,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CloudStatus {
-    pub endpoint: String,
-    pub region: String,
-    pub last_error: Option<String>,
-    pub clock_offset_ms: i64,
-    pub queued_results: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HypervisorReport {
-    pub arn: Option<String>,
-    pub host: Option<String>,
-    pub state: String,
-    pub message: Option<String>,
-    /// How many VMware-tag-to-AWS-tag mappings the applied configuration holds.
-    #[serde(default)]
-    pub property_mappings: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SyncReport {
-    pub last_status: Option<String>,
-    pub last_success: Option<String>,
-    pub last_message: Option<String>,
-    pub vms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BandwidthReport {
-    /// `null` = unlimited.
-    pub current_limit_bps: Option<u64>,
-    pub next_change_at: Option<String>,
-    pub next_limit_bps: Option<u64>,
-    pub intervals: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MaintenanceReport {
-    pub next_window_start: Option<String>,
-}
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

@@ -1,4 +1,4 @@
-//! `bgw-agent run | check-config | activation-key | status`: the daemon and the commands that
+//! `bgw-agent run | check-config | activation-key | status | jobs`: the daemon and the commands that
 //! talk to it.
 
 use std::path::{Path, PathBuf};
@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::AdminClient;
 use crate::config::Config;
-use crate::{admin_client, daemon};
+use crate::daemon;
 
 #[derive(clap::Args)]
 pub struct ConfigArg {
@@ -27,6 +28,15 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the jobs as JSON (`{"jobs": [...]}`).
     #[arg(long)]
     pub json: bool,
 }
@@ -125,7 +135,7 @@ fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn activation_key(args: ActivationKeyArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config.config)?;
     let (status, answer) =
-        small_runtime()?.block_on(admin_client::activation_key(&config, &args.region))?;
+        small_runtime()?.block_on(AdminClient::for_config(&config).activation_key(&args.region))?;
     match answer.activation_key {
         Some(key) if status == 200 => {
             println!("{key}");
@@ -139,14 +149,18 @@ pub fn activation_key(args: ActivationKeyArgs) -> anyhow::Result<ExitCode> {
                 "error: {}",
                 answer.error.unwrap_or_else(|| format!("HTTP {status}"))
             );
-            Ok(ExitCode::from(if status == 503 { 75 } else { 1 }))
+            Ok(ExitCode::from(if status == 503 {
+                crate::cli::exit::TEMPORARY
+            } else {
+                crate::cli::exit::FAILURE
+            }))
         }
     }
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config.config)?;
-    let report = small_runtime()?.block_on(admin_client::status(&config))?;
+    let report = small_runtime()?.block_on(AdminClient::for_config(&config).status())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -201,4 +215,51 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         or(&report.maintenance.next_window_start, "not set")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&args.config.config)?;
+    let answer = small_runtime()?.block_on(AdminClient::for_config(&config).jobs())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", jobs_table(&answer.jobs));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per job, oldest first.
+fn jobs_table(jobs: &[crate::jobs::JobRecord]) -> String {
+    if jobs.is_empty() {
+        return "no jobs\n".to_string();
+    }
+    let mut out = format!(
+        "{:<38} {:<14} {:<10} {:<9} {:<20} SUBJECT\n",
+        "ID", "KIND", "STATE", "PROGRESS", "CREATED"
+    );
+    for job in jobs {
+        let progress = match job.progress.total {
+            Some(total) if total > 0 => format!("{}%", job.progress.done * 100 / total),
+            _ => job.progress.done.to_string(),
+        };
+        out.push_str(&format!(
+            "{:<38} {:<14} {:<10} {:<9} {:<20} {}{}{}\n",
+            job.id.to_string(),
+            job.kind.as_str(),
+            format!("{:?}", job.state).to_uppercase(),
+            progress,
+            crate::status::rfc3339(job.created_at),
+            job.subject,
+            if job.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            },
+            job.message
+                .as_ref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default(),
+        ));
+    }
+    out
 }

@@ -2,5 +2,6 @@
 
 pub mod console;
 pub mod daemon;
+pub mod exit;
 pub mod schedule;
 pub mod vcenter;

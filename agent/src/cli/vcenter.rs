@@ -38,9 +38,8 @@ fn retrust(args: RetrustArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let answer = runtime.block_on(crate::vcenter_link::trust::retrust_via_admin(
-        &config, args.host,
-    ))?;
+    let answer =
+        runtime.block_on(crate::admin::AdminClient::for_config(&config).retrust(args.host))?;
     if let Some(e) = answer.error {
         anyhow::bail!("{e}");
     }

@@ -110,7 +110,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 fn agent_view(config: &Config) -> AgentView {
     match block_on(async {
-        tokio::time::timeout(AGENT_TIMEOUT, crate::admin_client::status(config)).await
+        tokio::time::timeout(
+            AGENT_TIMEOUT,
+            crate::admin::AdminClient::for_config(config).status(),
+        )
+        .await
     }) {
         Ok(Ok(status)) => AgentView::Running(Box::new(status)),
         Ok(Err(_)) => AgentView::NotRunning("no answer on the admin API".into()),
@@ -132,13 +136,13 @@ fn spawn_work(
                 let answer = block_on(async {
                     tokio::time::timeout(
                         Duration::from_secs(20),
-                        crate::admin_client::activation_key(&ctx.config, &region),
+                        crate::admin::AdminClient::for_config(&ctx.config).activation_key(&region),
                     )
                     .await
                 });
                 Event::ActivationKey(match answer {
                     Err(_) => Err("the agent did not answer within 20 s".into()),
-                    Ok(Err(e)) => Err(format!("agent not running: {e}")),
+                    Ok(Err(e)) => Err(e.to_string()),
                     Ok(Ok((_, a))) => match a.activation_key {
                         Some(key) => Ok(super::activation::IssuedKey {
                             key,
@@ -160,13 +164,13 @@ fn spawn_work(
                 let answer = block_on(async {
                     tokio::time::timeout(
                         Duration::from_secs(10),
-                        crate::vcenter_link::trust::retrust_via_admin(&ctx.config, None),
+                        crate::admin::AdminClient::for_config(&ctx.config).retrust(None),
                     )
                     .await
                 });
                 Event::Retrusted(match answer {
                     Err(_) => Err("the agent did not answer within 10 s".into()),
-                    Ok(Err(e)) => Err(format!("agent not running: {e}")),
+                    Ok(Err(e)) => Err(e.to_string()),
                     Ok(Ok(a)) => match a.error {
                         Some(e) => Err(e),
                         None if a.forgotten.is_empty() => {

@@ -1,8 +1,7 @@
-//! The agent's HTTP endpoints: activation (for the operator's browser or CLI), the local admin
-//! endpoint (for `bgw-agent status` and `activation-key`) and Prometheus metrics.
+//! The agent's HTTP endpoints: activation (for the operator's browser or CLI) and Prometheus
+//! metrics; the local admin endpoint is [`crate::admin`]. Binding and serving are shared.
 
 pub mod activation;
-pub mod admin;
 pub mod metrics;
 
 use std::net::SocketAddr;

@@ -74,8 +74,8 @@ impl JobStore {
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<JobRecord> {
-    serde_json::from_slice(bytes).map_err(|e| Error::StateCorrupt {
+    serde_json::from_slice(bytes).map_err(|source| Error::StateCorrupt {
         key: format!("jobs/{key}"),
-        message: e.to_string(),
+        source,
     })
 }

@@ -73,67 +73,6 @@ fn key(host: &str) -> String {
     h.strip_suffix(":443").map(str::to_string).unwrap_or(h)
 }
 
-/// Body of the admin endpoint's `POST /vcenter/retrust`.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct RetrustRequest {
-    /// The host to forget; `None` forgets every recorded thumbprint.
-    pub host: Option<String>,
-}
-
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct RetrustAnswer {
-    pub forgotten: Vec<String>,
-    pub error: Option<String>,
-}
-
-/// Admin endpoint handler: forgets the recorded thumbprint(s); the connection task records
-/// the certificate it sees on its next attempt (within its reconnection backoff, ≤ 30 s).
-pub async fn admin_retrust(
-    axum::extract::State(s): axum::extract::State<crate::endpoints::admin::AdminState>,
-    axum::Json(req): axum::Json<RetrustRequest>,
-) -> axum::Json<RetrustAnswer> {
-    let trust = TrustStore::new(s.rt.store.clone());
-    axum::Json(match trust.forget(req.host.as_deref()) {
-        Ok(forgotten) => {
-            tracing::warn!(hosts = ?forgotten, "vCenter thumbprints forgotten; the next certificate seen will be trusted");
-            RetrustAnswer {
-                forgotten,
-                error: None,
-            }
-        }
-        Err(e) => RetrustAnswer {
-            forgotten: vec![],
-            error: Some(e.to_string()),
-        },
-    })
-}
-
-/// Client side, for `bgw-agent vcenter retrust`: asks the running daemon.
-pub async fn retrust_via_admin(
-    config: &crate::Config,
-    host: Option<String>,
-) -> crate::Result<RetrustAnswer> {
-    let addr = crate::admin_client::admin_addr(config);
-    let err = |message: String| crate::Error::Admin {
-        addr: addr.to_string(),
-        message,
-    };
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(15))
-        .no_proxy()
-        .build()
-        .map_err(|e| err(e.to_string()))?;
-    client
-        .post(format!("http://{addr}/vcenter/retrust"))
-        .json(&RetrustRequest { host })
-        .send()
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .json()
-        .await
-        .map_err(|e| err(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,42 +1,31 @@
-//! The local admin endpoint (loopback only): `GET /status`, `POST /activation-key`,
-//! `GET /jobs`, `POST /jobs/{id}/cancel`, `POST /vcenter/retrust`.
-//!
-//! Only the daemon opens the state store; the `status` and `activation-key` commands ask the
-//! running daemon here.
+//! The admin API's handlers: each parses, calls the service that knows the answer, and
+//! answers with the types of [`super::types`].
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 
+use super::types::{
+    CancelAnswer, JobsAnswer, KeyAnswer, KeyRequest, RetrustAnswer, RetrustRequest, StatusReport,
+};
 use crate::activation::Activation;
-use crate::jobs::{JobId, JobRecord, JobRunner};
+use crate::jobs::{JobId, JobRunner};
 use crate::runtime::Runtime;
-use crate::status::{rfc3339, StatusReport};
+use crate::status::rfc3339;
+use crate::vcenter_link::trust::TrustStore;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub rt: Arc<Runtime>,
     pub activation: Arc<Activation>,
     pub jobs: JobRunner,
+    pub trust: TrustStore,
     pub endpoint: String,
     pub region: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct KeyRequest {
-    pub region: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct KeyAnswer {
-    pub activation_key: Option<String>,
-    pub expires_at: Option<String>,
-    pub error: Option<String>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -46,10 +35,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/jobs", get(jobs))
         .route("/jobs/{id}/cancel", post(cancel_job))
         .route("/health", get(|| async { "ok\n" }))
-        .route(
-            "/vcenter/retrust",
-            post(crate::vcenter_link::trust::admin_retrust),
-        )
+        .route("/vcenter/retrust", post(retrust))
         .with_state(state)
 }
 
@@ -62,19 +48,6 @@ async fn status(State(s): State<AdminState>) -> Json<StatusReport> {
     ))
 }
 
-/// `GET /jobs`: every job recorded, oldest first.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JobsAnswer {
-    pub jobs: Vec<JobRecord>,
-}
-
-/// `POST /jobs/{id}/cancel`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CancelAnswer {
-    /// False when no such job is queued or running.
-    pub cancelled: bool,
-}
-
 async fn jobs(State(s): State<AdminState>) -> Response {
     match s.jobs.list() {
         Ok(jobs) => Json(JobsAnswer { jobs }).into_response(),
@@ -82,12 +55,30 @@ async fn jobs(State(s): State<AdminState>) -> Response {
     }
 }
 
-async fn cancel_job(
-    State(s): State<AdminState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Json<CancelAnswer> {
+async fn cancel_job(State(s): State<AdminState>, Path(id): Path<String>) -> Json<CancelAnswer> {
     Json(CancelAnswer {
         cancelled: s.jobs.cancel(&JobId::from(id.as_str())),
+    })
+}
+
+/// Forgets the recorded thumbprint(s); the connection task records the certificate it sees
+/// on its next attempt (within its reconnection backoff, ≤ 30 s).
+async fn retrust(
+    State(s): State<AdminState>,
+    Json(req): Json<RetrustRequest>,
+) -> Json<RetrustAnswer> {
+    Json(match s.trust.forget(req.host.as_deref()) {
+        Ok(forgotten) => {
+            tracing::warn!(hosts = ?forgotten, "vCenter thumbprints forgotten; the next certificate seen will be trusted");
+            RetrustAnswer {
+                forgotten,
+                error: None,
+            }
+        }
+        Err(e) => RetrustAnswer {
+            forgotten: vec![],
+            error: Some(e.to_string()),
+        },
     })
 }
 

@@ -1,0 +1,110 @@
+//! Requests and answers of the admin API, shared by the daemon's handlers and the client.
+//!
+//! The JSON shapes are what `bgw-agent status --json` and `bgw-agent jobs --json` print.
+
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::JobRecord;
+
+/// `GET /status`: everything `bgw-agent status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub agent_id: Option<String>,
+    pub activated: bool,
+    pub gateway_arn: Option<String>,
+    pub pending_activation_key: Option<String>,
+    pub last_heartbeat: Option<String>,
+    pub timezone: String,
+    pub uptime_seconds: u64,
+    pub config_version: u64,
+    pub cloud: CloudStatus,
+    pub hypervisor: HypervisorReport,
+    pub sync: SyncReport,
+    pub bandwidth: BandwidthReport,
+    pub maintenance: MaintenanceReport,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloudStatus {
+    pub endpoint: String,
+    pub region: String,
+    pub last_error: Option<String>,
+    pub clock_offset_ms: i64,
+    pub queued_results: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HypervisorReport {
+    pub arn: Option<String>,
+    pub host: Option<String>,
+    pub state: String,
+    pub message: Option<String>,
+    /// How many VMware-tag-to-AWS-tag mappings the applied configuration holds.
+    #[serde(default)]
+    pub property_mappings: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub last_status: Option<String>,
+    pub last_success: Option<String>,
+    pub last_message: Option<String>,
+    pub vms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BandwidthReport {
+    /// `null` = unlimited.
+    pub current_limit_bps: Option<u64>,
+    pub next_change_at: Option<String>,
+    pub next_limit_bps: Option<u64>,
+    pub intervals: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MaintenanceReport {
+    pub next_window_start: Option<String>,
+}
+
+/// `POST /activation-key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRequest {
+    pub region: String,
+}
+
+/// Answer to `POST /activation-key`: the key, or the daemon's error with the HTTP status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyAnswer {
+    pub activation_key: Option<String>,
+    pub expires_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// `GET /jobs`: every job recorded, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobsAnswer {
+    pub jobs: Vec<JobRecord>,
+}
+
+/// `POST /jobs/{id}/cancel`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CancelAnswer {
+    /// False when no such job is queued or running.
+    pub cancelled: bool,
+}
+
+/// `POST /vcenter/retrust`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RetrustRequest {
+    /// The host to forget; `None` forgets every recorded thumbprint.
+    pub host: Option<String>,
+}
+
+/// Answer to `POST /vcenter/retrust`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetrustAnswer {
+    /// The hosts whose thumbprint was forgotten.
+    pub forgotten: Vec<String>,
+    pub error: Option<String>,
+}
