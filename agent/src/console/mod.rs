@@ -13,6 +13,8 @@ pub mod logs;
 pub mod menu;
 pub mod resources;
 pub mod term;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 
