@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub throttle_burst: u32,
     /// How long a new activation key stays usable.
     pub activation_key_ttl: Duration,
+    /// Where backup chunks are kept; `None`: the directory `DATA/chunks`.
+    pub chunks: Option<bgw_chunks::ChunkStoreSpec>,
 }
 
 impl ServeConfig {
@@ -45,12 +47,20 @@ impl ServeConfig {
             throttle_rps: 50,
             throttle_burst: 100,
             activation_key_ttl: Duration::from_secs(30 * 60),
+            chunks: None,
         }
     }
 
     /// Path of the admin credentials file.
     pub fn admin_credentials_path(&self) -> PathBuf {
         self.data_dir.join("admin-credentials")
+    }
+
+    /// Where backup chunks are kept.
+    pub fn chunk_store(&self) -> bgw_chunks::ChunkStoreSpec {
+        self.chunks
+            .clone()
+            .unwrap_or_else(|| bgw_chunks::ChunkStoreSpec::Dir(self.data_dir.join("chunks")))
     }
 
     /// Path of the store.

@@ -24,6 +24,8 @@ pub enum Error {
     },
     #[error("service registry: {0}")]
     Registry(String),
+    #[error("chunk store: {0}")]
+    Chunks(#[from] bgw_chunks::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -1,8 +1,10 @@
 //! `bgw-cloud`: the reference control plane of the backup gateway.
 //!
 //! It serves the AWS Backup Gateway API (2021-01-01) to unmodified aws-cli and boto3, on both
-//! of the model's wire protocols (Smithy RPC v2 CBOR and AWS JSON 1.0), with SigV4
-//! authentication, model-driven validation, per-key throttling and a sled store.
+//! of the model's wire protocols (Smithy RPC v2 CBOR and AWS JSON 1.0), and the part of the
+//! AWS Backup API (2018-11-15, REST-JSON) that backs up and restores gateway VMs ([`backup`]),
+//! with SigV4 authentication, model-driven validation, per-key throttling and a sled store;
+//! backup data goes to a chunk store (`bgw-chunks`: a directory or an S3-compatible bucket).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), bgw_cloud::error::Error> {
@@ -18,6 +20,7 @@
 pub mod api;
 pub mod arn;
 pub mod auth;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod error;

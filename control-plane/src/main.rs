@@ -59,6 +59,16 @@ struct ServeArgs {
     /// Lifetime of a new activation key (e.g. 30m, 1h).
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     activation_key_ttl: std::time::Duration,
+    /// Where backup chunks are kept: a directory, or s3://BUCKET/PREFIX for any
+    /// S3-compatible store (endpoint and credentials from AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ALLOW_HTTP=true for plain HTTP).
+    /// Default: DATA/chunks.
+    #[arg(long, value_parser = parse_chunks)]
+    chunks: Option<bgw_chunks::ChunkStoreSpec>,
+}
+
+fn parse_chunks(value: &str) -> Result<bgw_chunks::ChunkStoreSpec, String> {
+    bgw_chunks::ChunkStoreSpec::parse(value).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -96,6 +106,7 @@ fn main() -> ExitCode {
         throttle_rps: args.throttle_rps,
         throttle_burst: args.throttle_burst,
         activation_key_ttl: args.activation_key_ttl,
+        chunks: args.chunks,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -12,15 +12,81 @@ use serde_json::Value;
 /// The botocore model for `backup-gateway` 2021-01-01.
 pub const SERVICE_JSON: &str = include_str!("../model/service-2.json");
 
+/// The botocore model for AWS Backup (`backup` 2018-11-15, REST-JSON).
+pub const BACKUP_SERVICE_JSON: &str = include_str!("../model/backup-2018-11-15.json");
+
 /// Target prefix used by both wire protocols.
 pub const TARGET_PREFIX: &str = "BackupOnPremises_v20210101";
 
 static MODEL: LazyLock<Model> =
     LazyLock::new(|| Model::parse(SERVICE_JSON).expect("embedded service model is valid"));
 
+static BACKUP_MODEL: LazyLock<Model> = LazyLock::new(|| {
+    Model::parse(BACKUP_SERVICE_JSON).expect("embedded AWS Backup model is valid")
+});
+
 /// The parsed model, shared by the whole process.
 pub fn model() -> &'static Model {
     &MODEL
+}
+
+/// The parsed AWS Backup model.
+pub fn backup_model() -> &'static Model {
+    &BACKUP_MODEL
+}
+
+/// Where a REST input member travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Uri,
+    Query,
+    Header,
+}
+
+/// An input member bound to the URI, the query string or a header (REST protocols).
+#[derive(Debug, Clone)]
+pub struct MemberBinding {
+    pub member: String,
+    pub location: Location,
+    /// The name on the wire: the URI label, query parameter or header name.
+    pub location_name: String,
+    /// The member's target shape.
+    pub target: String,
+    /// How the text on the wire becomes the member's value.
+    pub kind: BindingKind,
+}
+
+/// The type of a bound member, as far as reading it from text needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingKind {
+    String,
+    Integer,
+    Boolean,
+    /// ISO 8601 (query strings) or epoch seconds.
+    Timestamp,
+    /// A list of strings: a repeated query parameter.
+    StringList,
+}
+
+fn binding_kind(root: &Value, target: &str) -> BindingKind {
+    let shape = &root["shapes"][target];
+    match shape["type"].as_str().unwrap_or_default() {
+        "integer" | "long" => BindingKind::Integer,
+        "boolean" => BindingKind::Boolean,
+        "timestamp" => BindingKind::Timestamp,
+        "list" => BindingKind::StringList,
+        _ => BindingKind::String,
+    }
+}
+
+/// The HTTP binding of a REST operation.
+#[derive(Debug, Clone)]
+pub struct HttpBinding {
+    pub method: String,
+    pub request_uri: String,
+    /// The status of a successful answer (200 unless the model says otherwise).
+    pub response_code: u16,
+    pub members: Vec<MemberBinding>,
 }
 
 /// One operation: its input and output structure shapes.
@@ -29,6 +95,8 @@ pub struct Operation {
     pub name: String,
     pub input: Option<String>,
     pub output: Option<String>,
+    /// Method, URI template and member bindings (REST protocols).
+    pub http: Option<HttpBinding>,
 }
 
 /// A shape with the constraints validation cares about.
@@ -80,12 +148,53 @@ impl Model {
         let mut operations = HashMap::new();
         for (name, op) in root["operations"].as_object().ok_or("no operations")? {
             let shape_of = |key: &str| op[key]["shape"].as_str().map(str::to_owned);
+            let input = shape_of("input");
+            let http = op["http"]["requestUri"].as_str().map(|uri| {
+                let members = input
+                    .as_deref()
+                    .and_then(|i| root["shapes"][i]["members"].as_object())
+                    .map(|members| {
+                        members
+                            .iter()
+                            .filter_map(|(member, m)| {
+                                let location = match m["location"].as_str()? {
+                                    "uri" => Location::Uri,
+                                    "querystring" => Location::Query,
+                                    "header" => Location::Header,
+                                    _ => return None,
+                                };
+                                let target = m["shape"].as_str().unwrap_or_default();
+                                Some(MemberBinding {
+                                    member: member.clone(),
+                                    location,
+                                    location_name: m["locationName"]
+                                        .as_str()
+                                        .unwrap_or(member)
+                                        .to_owned(),
+                                    target: target.to_owned(),
+                                    kind: binding_kind(&root, target),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                HttpBinding {
+                    method: op["http"]["method"].as_str().unwrap_or("POST").to_owned(),
+                    request_uri: uri.to_owned(),
+                    response_code: op["http"]["responseCode"]
+                        .as_u64()
+                        .and_then(|c| u16::try_from(c).ok())
+                        .unwrap_or(200),
+                    members,
+                }
+            });
             operations.insert(
                 name.clone(),
                 Operation {
                     name: name.clone(),
-                    input: shape_of("input"),
+                    input,
                     output: shape_of("output"),
+                    http,
                 },
             );
         }
@@ -101,7 +210,7 @@ impl Model {
     }
 }
 
-fn parse_shape(name: &str, s: &Value) -> Result<Shape, String> {
+fn parse_shape(_name: &str, s: &Value) -> Result<Shape, String> {
     let int = |k: &str| s[k].as_i64();
     let target = |v: &Value| v["shape"].as_str().unwrap_or_default().to_owned();
     Ok(match s["type"].as_str().unwrap_or_default() {
@@ -131,15 +240,14 @@ fn parse_shape(name: &str, s: &Value) -> Result<Shape, String> {
             max: int("max"),
         },
         "string" => {
-            let pattern = match s["pattern"].as_str() {
-                // Model patterns are written unanchored; a value must match as a whole.
-                Some(p) => Some((
-                    p.to_owned(),
-                    Regex::new(&format!("^(?:{p})$"))
-                        .map_err(|e| format!("shape {name}: bad pattern: {e}"))?,
-                )),
-                None => None,
-            };
+            // Model patterns are written unanchored; a value must match as a whole. A few
+            // patterns of some models use look-behind, which the regex engine does not offer;
+            // those shapes are checked for length and type only.
+            let pattern = s["pattern"].as_str().and_then(|p| {
+                Regex::new(&format!("^(?:{p})$"))
+                    .ok()
+                    .map(|re| (p.to_owned(), re))
+            });
             Shape::String {
                 min: int("min"),
                 max: int("max"),
@@ -178,6 +286,36 @@ mod tests {
                 max: Some(8_000_000_000_000)
             }
         ));
+    }
+
+    #[test]
+    fn rest_bindings_of_the_backup_model() {
+        let op = &backup_model().operations["ListBackupJobs"];
+        let http = op.http.as_ref().unwrap();
+        assert_eq!(
+            (http.method.as_str(), http.request_uri.as_str()),
+            ("GET", "/backup-jobs/")
+        );
+        assert_eq!(http.response_code, 200);
+        let state = http.members.iter().find(|m| m.member == "ByState").unwrap();
+        assert_eq!(
+            (state.location, state.location_name.as_str()),
+            (Location::Query, "state")
+        );
+        let op = &backup_model().operations["DescribeRecoveryPoint"];
+        let labels: Vec<_> = op
+            .http
+            .as_ref()
+            .unwrap()
+            .members
+            .iter()
+            .filter(|m| m.location == Location::Uri)
+            .map(|m| (m.location_name.as_str(), m.member.as_str()))
+            .collect();
+        assert!(
+            labels.contains(&("recoveryPointArn", "RecoveryPointArn")),
+            "{labels:?}"
+        );
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub enum ErrorKind {
     Throttling,
     RequestEntityTooLarge,
     InternalServer,
+    // AWS Backup's own errors.
+    AlreadyExists,
+    InvalidParameterValue,
+    MissingParameterValue,
+    InvalidRequest,
+    ServiceUnavailable,
 }
 
 impl ErrorKind {
@@ -37,15 +43,24 @@ impl ErrorKind {
             ErrorKind::Throttling => "ThrottlingException",
             ErrorKind::RequestEntityTooLarge => "RequestEntityTooLargeException",
             ErrorKind::InternalServer => "InternalServerException",
+            ErrorKind::AlreadyExists => "AlreadyExistsException",
+            ErrorKind::InvalidParameterValue => "InvalidParameterValueException",
+            ErrorKind::MissingParameterValue => "MissingParameterValueException",
+            ErrorKind::InvalidRequest => "InvalidRequestException",
+            ErrorKind::ServiceUnavailable => "ServiceUnavailableException",
         }
     }
 
     /// The HTTP status the model (or AWS, for protocol-level errors) gives this error.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::Validation | ErrorKind::Serialization | ErrorKind::UnknownOperation => {
-                StatusCode::BAD_REQUEST
-            }
+            ErrorKind::Validation
+            | ErrorKind::Serialization
+            | ErrorKind::UnknownOperation
+            | ErrorKind::AlreadyExists
+            | ErrorKind::InvalidParameterValue
+            | ErrorKind::MissingParameterValue
+            | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::AccessDenied
             | ErrorKind::UnrecognizedClient
             | ErrorKind::InvalidSignature
@@ -55,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Throttling => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

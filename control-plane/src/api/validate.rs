@@ -9,12 +9,17 @@
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::model::{model, Shape};
+use crate::model::{model, Model, Shape};
 
 /// Validates `input` against the structure shape `shape_name`.
 pub fn validate_input(shape_name: &str, input: &Value) -> Result<(), ApiError> {
+    validate_in(model(), shape_name, input)
+}
+
+/// Validates `input` against the structure shape `shape_name` of another service's `model`.
+pub fn validate_in(model: &Model, shape_name: &str, input: &Value) -> Result<(), ApiError> {
     let mut problems = Vec::new();
-    check(shape_name, input, "", &mut problems)?;
+    check(model, shape_name, input, "", &mut problems)?;
     if problems.is_empty() {
         return Ok(());
     }
@@ -43,6 +48,7 @@ fn describe(path: &str) -> &str {
 }
 
 fn check(
+    model: &Model,
     shape_name: &str,
     value: &Value,
     path: &str,
@@ -55,7 +61,7 @@ fn check(
             json_kind(value)
         ))
     };
-    match model().shape(shape_name) {
+    match model.shape(shape_name) {
         Shape::Structure { members, required } => {
             let Value::Object(map) = value else {
                 return Err(type_error("a structure"));
@@ -70,7 +76,7 @@ fn check(
             }
             for (name, target) in members {
                 if let Some(v) = map.get(name).filter(|v| !v.is_null()) {
-                    check(target, v, &join(path, name), problems)?;
+                    check(model, target, v, &join(path, name), problems)?;
                 }
             }
         }
@@ -87,7 +93,7 @@ fn check(
                     ));
                     continue;
                 }
-                check(member, item, &item_path, problems)?;
+                check(model, member, item, &item_path, problems)?;
             }
         }
         Shape::Map {
@@ -101,8 +107,8 @@ fn check(
             };
             check_len(path, map.len() as i64, *min, *max, "length", problems);
             for (k, v) in map {
-                check(key, &Value::String(k.clone()), path, problems)?;
-                check(value_shape, v, &format!("{path}.{k}"), problems)?;
+                check(model, key, &Value::String(k.clone()), path, problems)?;
+                check(model, value_shape, v, &format!("{path}.{k}"), problems)?;
             }
         }
         Shape::String {

@@ -78,6 +78,29 @@ impl GatewayHub {
         id
     }
 
+    /// Queues a command like [`Self::push`] and returns a receiver of its result, whenever the
+    /// gateway sends it (the receiver is dropped unanswered if the gateway never does).
+    pub fn push_watched(
+        &self,
+        gateway_arn: &str,
+        kind: CommandKind,
+    ) -> (String, oneshot::Receiver<CommandOutcome>) {
+        let (tx, rx) = oneshot::channel();
+        let id = uuid::Uuid::new_v4().to_string();
+        let command = Command {
+            id: id.clone(),
+            issued_at: chrono::Utc::now(),
+            kind,
+        };
+        let notify = self.with(gateway_arn, |c| {
+            c.waiters.insert(id.clone(), tx);
+            c.queue.push_back(command);
+            c.notify.clone()
+        });
+        notify.notify_one();
+        (id, rx)
+    }
+
     /// Takes the queued commands, or waits up to `wait` for one. Returns early, possibly
     /// with nothing, when the gateway's configuration may have changed, so that the caller
     /// looks at it.

@@ -68,7 +68,7 @@ fn parse<T: DeserializeOwned>(received: &Received) -> Result<T, Failure> {
         .map_err(|e| Failure::new(ErrorCode::InvalidRequest, format!("invalid body: {e}")))
 }
 
-async fn receive(request: Request) -> Result<Received, Failure> {
+pub(crate) async fn receive(request: Request) -> Result<Received, Failure> {
     read(request).await.map_err(|e| match e.kind {
         ApiErrorKind::RequestEntityTooLarge => Failure::new(ErrorCode::PayloadTooLarge, e.message),
         _ => Failure::new(ErrorCode::InvalidRequest, e.message),
@@ -76,7 +76,7 @@ async fn receive(request: Request) -> Result<Received, Failure> {
 }
 
 /// Verifies the SigV4 signature with the gateway credentials; returns the gateway's record.
-fn authenticate(state: &AppState, received: &Received) -> Result<GatewayAgent, Failure> {
+pub(crate) fn authenticate(state: &AppState, received: &Received) -> Result<GatewayAgent, Failure> {
     let store = &state.api.store;
     let now = state.api.now();
     let mut gateway = None;
@@ -87,6 +87,39 @@ fn authenticate(state: &AppState, received: &Received) -> Result<GatewayAgent, F
             gateway = Some(credential.gateway_arn.clone());
             Some(credential.secret_access_key.expose().to_string())
         });
+    gateway_of(state, verified, gateway)
+}
+
+/// Verifies the head of a request whose body is still to be streamed; returns the gateway's
+/// record and the check the body must pass as it is read.
+pub(crate) fn authenticate_head(
+    state: &AppState,
+    head: &bgw_sigv4::RequestHead<'_>,
+) -> Result<(GatewayAgent, bgw_sigv4::PayloadCheck), Failure> {
+    let store = &state.api.store;
+    let mut gateway = None;
+    let verified = state
+        .gateway_verifier
+        .verify_streamed(head, state.api.now(), |akid| {
+            let credential = store.gateway_credential(akid).ok().flatten()?;
+            gateway = Some(credential.gateway_arn.clone());
+            Some(credential.secret_access_key.expose().to_string())
+        });
+    let (verified, payload) = match verified {
+        Ok(v) => (Ok(v.access_key_id), Some(v.payload)),
+        Err(e) => (Err(e), None),
+    };
+    let agent = gateway_of(state, verified, gateway)?;
+    Ok((agent, payload.unwrap_or(bgw_sigv4::PayloadCheck::Unsigned)))
+}
+
+/// The gateway a verified signature belongs to, still active in the cloud.
+fn gateway_of(
+    state: &AppState,
+    verified: Result<String, bgw_sigv4::Error>,
+    gateway: Option<String>,
+) -> Result<GatewayAgent, Failure> {
+    let store = &state.api.store;
     let access_key = match verified {
         Ok(akid) => akid,
         Err(bgw_sigv4::Error::Skewed { server_time, .. }) => {
@@ -173,7 +206,7 @@ async fn activation_wait(
     }
 }
 
-async fn signed<T: DeserializeOwned>(
+pub(crate) async fn signed<T: DeserializeOwned>(
     state: &AppState,
     request: Request,
 ) -> Result<(GatewayAgent, T), Failure> {

@@ -31,6 +31,7 @@
 //! assert_eq!(route.service.signing_name(), "backup");
 //! ```
 
+pub mod backup;
 pub mod backup_gateway;
 mod rest;
 
@@ -43,10 +44,11 @@ use bgw_sigv4::Verifier;
 use http::{HeaderMap, Method};
 use serde_json::Value;
 
-pub use rest::PathTemplate;
+pub use rest::{bind_members, PathTemplate};
 
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::wire::Protocol;
+use crate::model::{Location, MemberBinding};
 
 /// Largest request body of an operation that does not declare its own limit.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -67,6 +69,10 @@ pub struct OperationSpec {
     pub output: Option<String>,
     /// Largest request body accepted; longer bodies are answered 413.
     pub body_limit: usize,
+    /// Status of a successful answer.
+    pub status: u16,
+    /// Input members read from the query string or headers (REST protocols).
+    pub bindings: Vec<MemberBinding>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +80,8 @@ struct RestRoute {
     method: Method,
     template: PathTemplate,
     operation: String,
+    /// URI label (as the template names it) -> input member.
+    label_members: HashMap<String, String>,
 }
 
 /// A service as registered: how it is reached, how it is signed and who handles it.
@@ -129,6 +137,8 @@ impl AwsService {
                 name: name.to_owned(),
                 output: output.map(str::to_owned),
                 body_limit: DEFAULT_BODY_LIMIT,
+                status: 200,
+                bindings: Vec::new(),
             },
         );
         self
@@ -150,7 +160,41 @@ impl AwsService {
             method,
             template,
             operation: name.to_owned(),
+            label_members: HashMap::new(),
         });
+        Ok(this)
+    }
+
+    /// An operation of REST-JSON exactly as a botocore model describes it: method, URI
+    /// template, labels, query-string and header members, and the success status.
+    pub fn model_operation(self, op: &crate::model::Operation) -> Result<Self, String> {
+        let http = op
+            .http
+            .as_ref()
+            .ok_or_else(|| format!("{}: the model gives no HTTP binding", op.name))?;
+        let mut this = self.rest_operation(
+            &http.method,
+            &http.request_uri,
+            &op.name,
+            op.output.as_deref(),
+        )?;
+        if let Some(route) = this.rest_routes.last_mut() {
+            route.label_members = http
+                .members
+                .iter()
+                .filter(|m| m.location == Location::Uri)
+                .map(|m| (m.location_name.clone(), m.member.clone()))
+                .collect();
+        }
+        if let Some(spec) = this.operations.get_mut(&op.name) {
+            spec.status = http.response_code;
+            spec.bindings = http
+                .members
+                .iter()
+                .filter(|m| m.location != Location::Uri)
+                .cloned()
+                .collect();
+        }
         Ok(this)
     }
 
@@ -279,6 +323,13 @@ impl Registry {
         self.services.iter().find_map(|service| {
             service.rest_routes.iter().find_map(|r| {
                 let labels = (r.method == method).then(|| r.template.matches(path))??;
+                let labels = labels
+                    .into_iter()
+                    .map(|(label, value)| {
+                        let member = r.label_members.get(&label).cloned().unwrap_or(label);
+                        (member, value)
+                    })
+                    .collect();
                 Some(Route {
                     service,
                     protocol: Protocol::RestJson,

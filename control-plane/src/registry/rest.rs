@@ -100,6 +100,79 @@ impl PathTemplate {
     }
 }
 
+/// Adds the query-string and header members of a REST operation to its decoded `input`,
+/// each read as its model type. Parameters the operation does not bind are ignored, as AWS
+/// ignores them.
+pub fn bind_members(
+    bindings: &[crate::model::MemberBinding],
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+    input: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), crate::api::error::ApiError> {
+    use crate::api::error::ApiError;
+    use crate::model::{BindingKind, Location};
+    use serde_json::Value;
+
+    let pairs: Vec<(String, String)> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for b in bindings {
+        let values: Vec<String> = match b.location {
+            Location::Query => pairs
+                .iter()
+                .filter(|(k, _)| *k == b.location_name)
+                .map(|(_, v)| v.clone())
+                .collect(),
+            Location::Header => headers
+                .get_all(b.location_name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect(),
+            Location::Uri => continue,
+        };
+        let Some(first) = values.first() else {
+            continue;
+        };
+        let where_ = match b.location {
+            Location::Header => format!("header {}", b.location_name),
+            _ => format!("query parameter {}", b.location_name),
+        };
+        let bad =
+            |what: &str| ApiError::serialization(format!("{where_} must be {what}, not {first:?}"));
+        let value = match b.kind {
+            BindingKind::String => Value::String(first.clone()),
+            BindingKind::Integer => {
+                Value::from(first.parse::<i64>().map_err(|_| bad("an integer"))?)
+            }
+            BindingKind::Boolean => match first.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => return Err(bad("true or false")),
+            },
+            BindingKind::Timestamp => {
+                let seconds = match chrono::DateTime::parse_from_rfc3339(first) {
+                    Ok(t) => t.timestamp_millis() as f64 / 1000.0,
+                    Err(_) => first
+                        .parse::<f64>()
+                        .map_err(|_| bad("an ISO 8601 time or epoch seconds"))?,
+                };
+                serde_json::Number::from_f64(seconds)
+                    .map(Value::Number)
+                    .ok_or_else(|| bad("a finite time"))?
+            }
+            BindingKind::StringList => {
+                Value::Array(values.iter().cloned().map(Value::String).collect())
+            }
+        };
+        input.insert(b.member.clone(), value);
+    }
+    Ok(())
+}
+
 fn decode(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()

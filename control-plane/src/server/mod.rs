@@ -35,6 +35,7 @@ use crate::config::{ServeConfig, TlsMode};
 use crate::error::Error;
 use crate::link::GatewayLink;
 use crate::registry::{backup_gateway, AwsService, Registry};
+use crate::store::backup::SledCatalog;
 use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::tls::{self, TlsFiles};
@@ -53,6 +54,8 @@ pub const ACTIVATION_REQUEST_BURST: u32 = 20;
 /// Shared state of all requests.
 pub struct AppState {
     pub api: ApiContext,
+    /// Vaults, backup and restore jobs, recovery points and the chunk store.
+    pub backup: Arc<crate::backup::BackupService>,
     /// The AWS services served, each with its signature verifier.
     pub registry: Registry,
     /// Verifies the admin paths (signed as the Backup Gateway API).
@@ -233,10 +236,27 @@ pub async fn bind_with(
         clock,
         link,
     };
+    let chunks = config.chunk_store().open().await?;
+    tracing::info!(chunks = %chunks.location(), "chunk store opened");
+    let hub = api.link.gateway_hub().unwrap_or_default();
+    let backup = crate::backup::BackupService::new(
+        Arc::new(SledCatalog::open(&api.store)?),
+        Arc::new(api.store.clone()),
+        chunks,
+        hub,
+        api.clock.clone(),
+        crate::backup::BackupArns {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        },
+    );
+    backup.resume()?;
     let mut registry = Registry::new(config.region.clone());
     registry.register(backup_gateway::service(api.clone()));
+    registry.register(crate::registry::backup::service(backup.clone()).map_err(Error::Registry)?);
     let state = Arc::new(AppState {
         api,
+        backup,
         registry,
         admin_verifier: Verifier::new(backup_gateway::SIGNING_NAME, &config.region),
         gateway_verifier: Verifier::new(bgw_protocol::sigv4::SERVICE, &config.region),

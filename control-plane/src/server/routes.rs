@@ -34,7 +34,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(aws_api)
         .with_state(state.clone());
     match state.api.link.gateway_hub() {
-        Some(hub) => api.merge(crate::gateway::router(state, hub)),
+        Some(hub) => api.merge(crate::gateway::router(state.clone(), hub)).merge(
+            crate::backup::routes::router(state.clone(), state.backup.clone()),
+        ),
         None => api,
     }
 }
@@ -179,7 +181,7 @@ async fn aws_api(State(state): State<Arc<AppState>>, request: Request) -> Respon
     async {
         let started = Instant::now();
         let response = match run_api(&state, &route, request).await {
-            Ok(bytes) => api_response(protocol, StatusCode::OK, bytes, &request_id),
+            Ok((status, bytes)) => api_response(protocol, status, bytes, &request_id),
             Err(err) => {
                 if err.kind == ErrorKind::InternalServer {
                     tracing::error!(error = %err.message, "request failed");
@@ -201,7 +203,7 @@ async fn run_api(
     state: &AppState,
     route: &Route<'_>,
     request: Request,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(StatusCode, Vec<u8>), ApiError> {
     let received = read_limited(request, route.body_limit()).await?;
     authenticate_with(state, route.service.verifier(), &received)?;
     let operation = route.operation.as_ref().map_err(Clone::clone)?;
@@ -216,11 +218,19 @@ async fn run_api(
         for (name, value) in &route.labels {
             members.insert(name.clone(), Value::String(value.clone()));
         }
+        if !operation.bindings.is_empty() {
+            let query = received.path_and_query.split_once('?').map(|(_, q)| q);
+            crate::registry::bind_members(&operation.bindings, query, &received.headers, members)?;
+        }
     }
     let output = route.service.handler().call(&operation.name, input).await?;
-    Ok(route
-        .protocol
-        .encode_output(operation.output.as_deref(), &output))
+    let status = StatusCode::from_u16(operation.status).unwrap_or(StatusCode::OK);
+    Ok((
+        status,
+        route
+            .protocol
+            .encode_output(operation.output.as_deref(), &output),
+    ))
 }
 
 pub(crate) fn api_response(

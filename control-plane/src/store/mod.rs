@@ -12,6 +12,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
+pub mod backup_memory;
 pub mod domain;
 mod gateway_ops;
 pub mod memory;
