@@ -101,8 +101,10 @@ fn s3s_fs_binary() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("BGW_S3S_FS_BIN") {
         return Some(PathBuf::from(p));
     }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let default = manifest.join("../.tools/s3s-fs/bin/s3s-fs");
+    let tools = std::env::var_os("BGW_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools"));
+    let default = tools.join("s3s-fs/bin/s3s-fs");
     default.is_file().then_some(default)
 }
 

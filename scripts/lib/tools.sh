@@ -107,3 +107,21 @@ ensure_vcsim() {
     fi
     export BGW_VCSIM_BIN="$out"
 }
+
+# A real S3 server for the S3 chunk-store tests: s3s-fs from crates.io, built once into
+# $TOOLS_DIR/s3s-fs (0.14.1 is the newest that builds with the Rust here; its own build
+# directory is removed afterwards). Exports BGW_S3S_FS_BIN.
+S3S_FS_VERSION="0.14.1"
+ensure_s3s_fs() {
+    local root="$TOOLS_DIR/s3s-fs"
+    local bin="$root/bin/s3s-fs"
+    if [ ! -x "$bin" ] || [ "$(cat "$root/version" 2>/dev/null)" != "$S3S_FS_VERSION" ]; then
+        log "building s3s-fs $S3S_FS_VERSION (the S3 server of the chunk-store tests)"
+        local build="$TOOLS_DIR/s3s-fs-build"
+        CARGO_TARGET_DIR="$build" cargo install --quiet --locked s3s-fs \
+            --version "$S3S_FS_VERSION" --features binary --root "$root"
+        echo "$S3S_FS_VERSION" >"$root/version"
+        rm -rf "$build"
+    fi
+    export BGW_S3S_FS_BIN="$bin"
+}
