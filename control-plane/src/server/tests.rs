@@ -328,7 +328,7 @@ async fn admin_paths_refuse_unsigned_callers() {
     server.stop().await;
 }
 
-/// A REST-JSON service signed as `backup` that answers with what it was given.
+/// A REST-JSON service signed as `vaults-test` that answers with what it was given.
 struct Vaults;
 
 impl ServiceHandler for Vaults {
@@ -338,11 +338,11 @@ impl ServiceHandler for Vaults {
 }
 
 fn vaults() -> AwsService {
-    AwsService::new("AWS Backup API", "backup", Arc::new(Vaults))
+    AwsService::new("Test vaults", "vaults-test", Arc::new(Vaults))
         .protocol(Protocol::RestJson)
         .rest_operation(
             "PUT",
-            "/backup-vaults/{BackupVaultName}",
+            "/test-vaults/{BackupVaultName}",
             "CreateBackupVault",
             None,
         )
@@ -357,8 +357,8 @@ async fn a_second_service_is_reached_by_its_rest_path_and_signed_with_its_own_na
     let (status, body) = server
         .send(
             "PUT",
-            "/backup-vaults/vault%201",
-            "backup",
+            "/test-vaults/vault%201",
+            "vaults-test",
             &json_type,
             br#"{"EncryptionKeyArn":"k"}"#.to_vec(),
         )
@@ -373,7 +373,7 @@ async fn a_second_service_is_reached_by_its_rest_path_and_signed_with_its_own_na
     let (status, body) = server
         .send(
             "PUT",
-            "/backup-vaults/v",
+            "/test-vaults/v",
             "backup-gateway",
             &json_type,
             b"{}".to_vec(),
@@ -381,14 +381,17 @@ async fn a_second_service_is_reached_by_its_rest_path_and_signed_with_its_own_na
         .await;
     assert_eq!(status, 403);
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("'backup', not 'backup-gateway'"), "{text}");
+    assert!(
+        text.contains("'vaults-test', not 'backup-gateway'"),
+        "{text}"
+    );
 
     // The Backup Gateway API is still there beside it.
     let (status, _) = server.json("ListGateways", json!({})).await;
     assert_eq!(status, 200);
     // And a path no service serves is 404.
     let (status, _) = server
-        .send("GET", "/backup-vaults/v", "backup", &[], Vec::new())
+        .send("GET", "/test-vaults/v", "vaults-test", &[], Vec::new())
         .await;
     assert_eq!(status, 404);
     server.stop().await;
@@ -402,8 +405,8 @@ async fn each_operation_refuses_bodies_over_its_own_limit_with_413() {
     let (status, answer) = server
         .send(
             "PUT",
-            "/backup-vaults/v",
-            "backup",
+            "/test-vaults/v",
+            "vaults-test",
             &[("content-type", "application/json")],
             body.into_bytes(),
         )
