@@ -15,6 +15,8 @@ use bgw_protocol::{paths, ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub mod backup;
+
 use crate::clock::CloudTime;
 use crate::config::CloudConfig;
 use crate::error::{Error, Result};

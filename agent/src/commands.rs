@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bgw_protocol::commands::{Command, CommandKind, CommandOutcome, CommandResult, TestStage};
+use bgw_protocol::commands::{Command, CommandKind, CommandOutcome, CommandResult};
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activation::sleep_or_cancel;
 use crate::backoff::Backoff;
+use crate::backup::BackupService;
 use crate::cloud::CloudClient;
 use crate::hypervisor::HypervisorLink;
 use crate::runtime::Runtime;
@@ -22,6 +23,7 @@ pub async fn run(
     rt: Arc<Runtime>,
     cloud: CloudClient,
     link: Arc<dyn HypervisorLink>,
+    backups: Arc<BackupService>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -38,8 +40,8 @@ pub async fn run(
                 for command in batch.commands {
                     // Each command runs on its own task so a slow one does not delay the
                     // next; the daemon waits for them at shutdown.
-                    let (rt, link) = (rt.clone(), link.clone());
-                    tracker.spawn(async move { execute(rt, link, command).await });
+                    let (rt, link, backups) = (rt.clone(), link.clone(), backups.clone());
+                    tracker.spawn(async move { execute(rt, link, backups, command).await });
                 }
             }
             Err(e) => {
@@ -55,7 +57,12 @@ pub async fn run(
 }
 
 #[tracing::instrument(skip_all, fields(command = %command.id))]
-async fn execute(rt: Arc<Runtime>, link: Arc<dyn HypervisorLink>, command: Command) {
+async fn execute(
+    rt: Arc<Runtime>,
+    link: Arc<dyn HypervisorLink>,
+    backups: Arc<BackupService>,
+    command: Command,
+) {
     rt.metrics.command();
     if let Ok(Some(done)) = rt.store.command_result(&command.id) {
         tracing::info!("command already run; sending its result again");
@@ -80,12 +87,9 @@ async fn execute(rt: Arc<Runtime>, link: Arc<dyn HypervisorLink>, command: Comma
             // No newer software is published for this build: nothing to apply.
             CommandOutcome::Succeeded
         }
-        CommandKind::BackupVm(_) | CommandKind::RestoreVm(_) | CommandKind::CancelJob(_) => {
-            CommandOutcome::Failed {
-                stage: TestStage::Unsupported,
-                message: "this agent does not run backup or restore jobs".into(),
-            }
-        }
+        CommandKind::BackupVm(cmd) => backups.start_backup(cmd),
+        CommandKind::RestoreVm(cmd) => backups.start_restore(cmd),
+        CommandKind::CancelJob(cmd) => backups.cancel(cmd),
     };
     if let CommandOutcome::Failed { stage, message } = &outcome {
         tracing::warn!(%stage, %message, "command failed");

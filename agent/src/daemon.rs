@@ -96,7 +96,16 @@ pub async fn run_with(
         rt.time.clone(),
         shutdown.child_token(),
     )?;
+    let backups = crate::backup::BackupService::new(
+        rt.clone(),
+        cloud.clone(),
+        jobs.clone(),
+        components.hypervisor.clone(),
+        &identity.agent_id,
+        shutdown.clone(),
+    );
     let tracker = TaskTracker::new();
+    tracker.spawn(backups.clone().run_cleanup());
     let mut bound = BoundEndpoints::default();
 
     let listener = endpoints::bind("activation", config.gateway.activation_listen).await?;
@@ -139,6 +148,7 @@ pub async fn run_with(
             (rt.clone(), cloud.clone(), shutdown.clone(), tracker.clone());
         let link = components.hypervisor.clone();
         let jobs = jobs.clone();
+        let backups = backups.clone();
         tracker.spawn(async move {
             let mut activated = rt.activated.subscribe();
             tokio::select! {
@@ -156,6 +166,7 @@ pub async fn run_with(
                 rt.clone(),
                 cloud.clone(),
                 link.clone(),
+                backups,
                 tracker2.clone(),
                 shutdown.clone(),
             ));

@@ -75,6 +75,18 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+    /// A vCenter call of a backup or restore failed.
+    #[error("{what}: {source}")]
+    Vcenter {
+        what: String,
+        source: vsphere_client::Error,
+    },
+    /// A backup or restore cannot go on; the message says why and on what.
+    #[error("{0}")]
+    Job(String),
+    /// The job was stopped (`StopBackupJob`, or the cloud says it has ended).
+    #[error("{0}")]
+    JobStopped(String),
 }
 
 impl Error {
@@ -101,6 +113,8 @@ impl Error {
             Error::AdminUnreachable { .. }
             | Error::AdminRefused { .. }
             | Error::AdminAnswer { .. } => "admin",
+            Error::Vcenter { .. } => "vcenter",
+            Error::Job(_) | Error::JobStopped(_) => "job",
         }
     }
 }

@@ -42,6 +42,20 @@ pub trait HypervisorLink: Send + Sync + 'static {
         rt: Arc<Runtime>,
         hypervisor_arn: String,
     ) -> BoxFuture<'static, CommandOutcome>;
+
+    /// A vCenter session of its own for a backup or restore job, on the associated
+    /// hypervisor; the job logs it out. `hypervisor_arn` must be the associated one.
+    fn open_session(
+        &self,
+        hypervisor_arn: Option<String>,
+    ) -> BoxFuture<'static, Result<vsphere_client::Client, vsphere_client::Error>> {
+        let _ = hypervisor_arn;
+        Box::pin(async {
+            Err(vsphere_client::Error::InvalidInput {
+                what: "this gateway build has no hypervisor support".into(),
+            })
+        })
+    }
 }
 
 /// Used when no hypervisor integration is compiled in: every hypervisor command fails with a

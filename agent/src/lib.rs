@@ -14,6 +14,7 @@
 pub mod activation;
 pub mod admin;
 pub mod backoff;
+pub mod backup;
 pub mod bandwidth;
 pub mod cli;
 pub mod clock;

@@ -66,6 +66,7 @@ async fn deliver(rt: &Runtime, cloud: &CloudClient, item: &OutboxItem) -> Result
     match item {
         OutboxItem::CommandResult(result) => cloud.command_result(result).await,
         OutboxItem::SyncStatus(report) => cloud.sync_status(report).await,
+        OutboxItem::JobComplete(done) => cloud.job_complete(done).await,
         OutboxItem::Metadata(batch) => {
             let bytes = serde_json::to_vec(batch).map_or(0, |b| b.len() as u64);
             crate::bandwidth::before_upload(rt, bytes).await;

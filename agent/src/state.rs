@@ -74,6 +74,8 @@ pub enum OutboxItem {
     CommandResult(CommandResult),
     SyncStatus(bgw_protocol::metadata::SyncStatusReport),
     Metadata(bgw_protocol::metadata::MetadataBatch),
+    /// The end of a backup or restore job.
+    JobComplete(bgw_protocol::backup::JobComplete),
 }
 
 const IDENTITY: &str = "identity";

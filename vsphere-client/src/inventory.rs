@@ -450,6 +450,24 @@ impl Topology {
         None
     }
 
+    /// Objects of `kind` whose name or inventory path (with or without the leading `/`) is
+    /// `name_or_path`, with their paths.
+    pub(crate) fn locate(&self, kind: &str, name_or_path: &str) -> Vec<(String, String)> {
+        let want = name_or_path.trim();
+        let as_path = format!("/{}", want.trim_start_matches('/'));
+        let mut out: Vec<(String, String)> = self
+            .entities
+            .iter()
+            .filter(|(_, e)| e.kind == kind)
+            .filter_map(|(id, e)| {
+                let path = self.path(id)?;
+                (e.name == want || path == as_path).then(|| (id.clone(), path))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Name of a known object, or its id when unknown.
     pub(crate) fn name(&self, id: &str) -> String {
         self.entities

@@ -83,6 +83,36 @@ impl Client {
             .map(|m| m.value))
     }
 
+    /// Finds an object of `kind` (`HostSystem`, `ClusterComputeResource`, `ResourcePool`,
+    /// `Folder`, `Datastore`, `Datacenter`) by name or inventory path. Returns the object and
+    /// its datacenter's `dcPath`; an error names the problem when nothing or more than one
+    /// object matches.
+    pub async fn locate(&self, kind: &str, name_or_path: &str) -> Result<(MoRef, String)> {
+        let i = &self.inner;
+        let topo = i
+            .session
+            .with_session(&i.t, &i.sc, |tok| async move { self.topology(&tok).await })
+            .await?;
+        let found = topo.locate(kind, name_or_path);
+        match found.as_slice() {
+            [(id, _)] => {
+                let dc = topo.datacenter_path(id).unwrap_or_default();
+                Ok((MoRef::new(kind, id.clone()), dc))
+            }
+            [] => Err(Error::NotFound {
+                object: format!("{kind} {name_or_path}"),
+                message: "no such object in the inventory".into(),
+            }),
+            many => Err(Error::invalid(format!(
+                "{kind} {name_or_path:?} is ambiguous: {}; give its inventory path",
+                many.iter()
+                    .map(|(_, p)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     /// One reference-valued property of an object (`vmFolder` of a datacenter,
     /// `resourcePool` of a cluster), or `None` when unset.
     pub async fn reference_property(&self, obj: &MoRef, path: &str) -> Result<Option<MoRef>> {
@@ -147,6 +177,13 @@ impl Client {
             .ok_or_else(|| Error::malformed("CreateVM_Task succeeded without a VM"))?;
         tracing::info!(vm = %created.value, name = %vm.name, "VM created");
         Ok(created.value)
+    }
+
+    /// Deletes a powered-off VM and its files (a restore that could not finish).
+    pub async fn destroy_vm(&self, vm: &str) -> Result<()> {
+        self.run_task("Destroy_Task", &MoRef::new("VirtualMachine", vm), "")
+            .await
+            .map(|_| ())
     }
 
     pub async fn power_on(&self, vm: &str) -> Result<()> {

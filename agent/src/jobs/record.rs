@@ -44,16 +44,28 @@ pub enum JobKind {
     MetadataSync,
     /// A VM backup.
     Backup,
+    /// A VM restore.
+    Restore,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::MetadataSync, JobKind::Backup];
+    pub const ALL: [JobKind; 3] = [JobKind::MetadataSync, JobKind::Backup, JobKind::Restore];
 
-    /// How many jobs of this kind run at once; the others wait `Queued`.
+    /// How many jobs of this kind (and of the kinds sharing its [`JobKind::slots`]) run at
+    /// once; the others wait `Queued`.
     pub fn concurrency(self) -> usize {
         match self {
             JobKind::MetadataSync => 1,
-            JobKind::Backup => 4,
+            JobKind::Backup | JobKind::Restore => 4,
+        }
+    }
+
+    /// Kinds with the same slots share their concurrency: backups and restores together
+    /// run four at once per gateway.
+    pub fn slots(self) -> JobKind {
+        match self {
+            JobKind::Restore => JobKind::Backup,
+            other => other,
         }
     }
 
@@ -61,6 +73,7 @@ impl JobKind {
         match self {
             JobKind::MetadataSync => "METADATA_SYNC",
             JobKind::Backup => "BACKUP",
+            JobKind::Restore => "RESTORE",
         }
     }
 }
@@ -128,4 +141,6 @@ pub struct JobRecord {
 pub enum JobOutcome {
     Succeeded(Option<String>),
     Failed(String),
+    /// Stopped on request, after cleaning up.
+    Cancelled(String),
 }

@@ -74,6 +74,7 @@ impl JobRunner {
         }
         let limits = JobKind::ALL
             .iter()
+            .filter(|k| k.slots() == **k)
             .map(|k| (*k, Arc::new(Semaphore::new(k.concurrency()))))
             .collect();
         Ok(Self {
@@ -97,7 +98,32 @@ impl JobRunner {
         F: FnOnce(JobContext) -> Fut + Send + 'static,
         Fut: Future<Output = (JobOutcome, T)> + Send + 'static,
     {
-        let id = JobId::new();
+        self.submit_as(JobId::new(), kind, subject, work)
+    }
+
+    /// [`JobRunner::submit`] under an id chosen by the caller (the cloud's job id). Refused
+    /// when a job with that id is already queued or running.
+    pub fn submit_as<T, F, Fut>(
+        &self,
+        id: JobId,
+        kind: JobKind,
+        subject: &str,
+        work: F,
+    ) -> Result<JobHandle<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(JobContext) -> Fut + Send + 'static,
+        Fut: Future<Output = (JobOutcome, T)> + Send + 'static,
+    {
+        if self
+            .inner
+            .running
+            .lock()
+            .expect("jobs lock")
+            .contains_key(&id)
+        {
+            return Err(crate::Error::Job(format!("job {id} is already running")));
+        }
         let record = JobRecord {
             id: id.clone(),
             kind,
@@ -119,7 +145,7 @@ impl JobRunner {
             .insert(id.clone(), cancel.clone());
         let (tx, rx) = oneshot::channel();
         let runner = self.clone();
-        let limit = self.inner.limits[&kind].clone();
+        let limit = self.inner.limits[&kind.slots()].clone();
         let span = tracing::info_span!("job", job = %id, kind = kind.as_str());
         let job_id = id.clone();
         self.inner.tracker.spawn(tracing::Instrument::instrument(
@@ -181,6 +207,10 @@ impl JobRunner {
                         }
                         JobOutcome::Failed(m) => {
                             r.state = JobState::Failed;
+                            r.message = Some(m.clone());
+                        }
+                        JobOutcome::Cancelled(m) => {
+                            r.state = JobState::Cancelled;
                             r.message = Some(m.clone());
                         }
                     }

@@ -233,3 +233,40 @@ async fn jobs_left_running_by_a_killed_agent_are_failed_at_start() {
         "finished jobs untouched"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn backups_and_restores_share_four_slots() {
+    let shutdown = CancellationToken::new();
+    let (_dir, runner, _) = runner(&shutdown);
+    let (tx, mut started) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let _jobs: Vec<_> = (0..3)
+        .map(|_| blocked(&runner, JobKind::Backup, &tx, &release))
+        .chain((0..3).map(|_| blocked(&runner, JobKind::Restore, &tx, &release)))
+        .collect();
+    settle().await;
+    let mut n = 0;
+    while started.try_recv().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 4, "four backups and restores together");
+    let id = JobId::from("cloud-job-1");
+    runner
+        .submit_as(id.clone(), JobKind::Backup, "vm", |_ctx| async {
+            (JobOutcome::Cancelled("stopped".into()), ())
+        })
+        .unwrap();
+    assert!(
+        runner
+            .submit_as(id.clone(), JobKind::Backup, "vm", |_ctx| async {
+                (JobOutcome::Succeeded(None), ())
+            })
+            .is_err(),
+        "a job id runs once at a time"
+    );
+    for _ in 0..4 {
+        release.notify_waiters();
+        settle().await;
+    }
+    assert_eq!(runner.get(&id).unwrap().unwrap().state, JobState::Cancelled);
+}

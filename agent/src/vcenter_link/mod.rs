@@ -258,6 +258,28 @@ impl HypervisorLink for VcenterLink {
         })
     }
 
+    fn open_session(
+        &self,
+        hypervisor_arn: Option<String>,
+    ) -> BoxFuture<'static, Result<vsphere_client::Client, vsphere_client::Error>> {
+        let config = self.config.lock().expect("link lock").clone();
+        let trust = self.trust.lock().expect("link lock").clone();
+        let page_size = self.opts.page_size;
+        Box::pin(async move {
+            let not_ready = |what: String| vsphere_client::Error::InvalidInput { what };
+            let hv = config
+                .ok_or_else(|| not_ready("no hypervisor is associated with this gateway".into()))?;
+            if let Some(arn) = hypervisor_arn.filter(|a| *a != hv.hypervisor_arn) {
+                return Err(not_ready(format!(
+                    "hypervisor {arn} is not the one associated with this gateway ({})",
+                    hv.hypervisor_arn
+                )));
+            }
+            let trust = trust.ok_or_else(|| not_ready("the gateway is still starting".into()))?;
+            session::connect_to(&hv, page_size, &trust).await
+        })
+    }
+
     fn sync_now(
         &self,
         rt: Arc<Runtime>,

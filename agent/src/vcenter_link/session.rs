@@ -123,7 +123,16 @@ fn set_state(ctx: &Ctx, state: HypervisorState, message: Option<String>) {
 /// Connects with the recorded thumbprint, or on first use records the thumbprint seen and
 /// reconnects pinned to it, so the session never runs on an unpinned connection.
 async fn connect(ctx: &Ctx, trust: &TrustStore) -> Result<Client, vsphere_client::Error> {
-    let hv = &ctx.hv;
+    connect_to(&ctx.hv, ctx.opts.page_size, trust).await
+}
+
+/// [`connect`] for any configured hypervisor: also used by backup and restore jobs, which
+/// work on a session of their own.
+pub(crate) async fn connect_to(
+    hv: &bgw_protocol::config::HypervisorConfig,
+    page_size: usize,
+    trust: &TrustStore,
+) -> Result<Client, vsphere_client::Error> {
     let (Some(username), Some(password)) = (hv.username.as_deref(), hv.password.as_ref()) else {
         return Err(vsphere_client::Error::Authentication {
             message: "no user name and password are configured for this hypervisor".into(),
@@ -131,7 +140,7 @@ async fn connect(ctx: &Ctx, trust: &TrustStore) -> Result<Client, vsphere_client
     };
     let options = |t: Trust| {
         let mut o = ConnectOptions::new(&hv.host, username, password.clone(), t);
-        o.page_size = ctx.opts.page_size;
+        o.page_size = page_size;
         o
     };
     let mode = trust.trust_for(&hv.host);
