@@ -18,7 +18,7 @@ as_root() {
 # python venv support, openssl for certificates, systemd for `systemd-analyze` (unit checks),
 # lintian and qemu-utils for the Debian package and OVF descriptor checks.
 ensure_apt_packages() {
-    local wanted=(golang-go golang-github-vmware-govmomi-dev python3-venv tmux openssl curl ca-certificates build-essential pkg-config systemd lintian qemu-utils)
+    local wanted=(golang-go golang-github-vmware-govmomi-dev python3-venv tmux openssl curl ca-certificates build-essential pkg-config systemd lintian qemu-utils restic zstd)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -151,13 +151,19 @@ impl<'a> AwsCli<'a> {
         self
     }
 
+    /// Runs another service's commands, e.g. `backup` for `aws backup …`.
+    pub fn service(mut self, service: &str) -> Self {
+        self.service = service.into();
+        self
+    }
+
     /// Adds an environment variable (e.g. `AWS_MAX_ATTEMPTS=1`).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    /// Runs `aws backup-gateway <args>`.
+    /// Runs `aws backup-gateway <args>` (or the service set with [`AwsCli::service`]).
     pub fn run(&self, args: &[&str]) -> Result<AwsResult> {
         let venv = Venv::Cbor.dir()?;
         let aws = venv.join("bin").join("aws");

@@ -228,6 +228,11 @@ impl Vcsim {
         &self.options.password
     }
 
+    /// The directory under which the simulator keeps its datastores' files.
+    pub fn datastore_root(&self) -> PathBuf {
+        self.dir.path().join("datastores")
+    }
+
     /// The options the simulator was started with.
     pub fn options(&self) -> &VcsimOptions {
         &self.options

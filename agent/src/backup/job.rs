@@ -42,11 +42,17 @@ pub async fn run(svc: &Arc<BackupService>, cmd: BackupVm, ctx: &JobContext) -> W
     let outcome = with_session(svc, &cmd, ctx, &client, &progress).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), client.logout()).await;
     let s = &progress.stats;
+    let ms = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) / 1000;
     tracing::info!(
         read = s.read.load(Ordering::Relaxed),
         sent = s.sent.load(Ordering::Relaxed),
         chunks_sent = s.chunks_sent.load(Ordering::Relaxed),
         chunks_known = s.chunks_known.load(Ordering::Relaxed),
+        read_ms = ms(&s.read_us),
+        hash_ms = ms(&s.hash_us),
+        ask_ms = ms(&s.ask_us),
+        compress_ms = ms(&s.compress_us),
+        upload_ms = ms(&s.upload_us),
         "backup ended"
     );
     outcome

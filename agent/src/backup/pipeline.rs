@@ -47,6 +47,17 @@ pub struct Stats {
     pub chunks_sent: AtomicU64,
     /// Chunks the cloud already held.
     pub chunks_known: AtomicU64,
+    /// Time spent in each stage, summed over chunks (µs): where a backup's time goes.
+    pub read_us: AtomicU64,
+    pub hash_us: AtomicU64,
+    pub ask_us: AtomicU64,
+    pub compress_us: AtomicU64,
+    pub upload_us: AtomicU64,
+}
+
+/// Adds the time since `start` to a stage counter.
+fn spent(counter: &AtomicU64, start: std::time::Instant) {
+    counter.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
 }
 
 /// What a job's disks share: the cloud, the throttle, the counters and the chunks already
@@ -185,6 +196,7 @@ impl Pipeline {
                                 data: Bytes::from(vec![0u8; len as usize]),
                             });
                         }
+                        let started = std::time::Instant::now();
                         let data = reader.read_at(r.start, len).await.map_err(|source| {
                             Error::Vcenter {
                                 what: format!("reading bytes {}..{} of the disk", r.start, r.end),
@@ -199,8 +211,13 @@ impl Pipeline {
                             )));
                         }
                         stats.read.fetch_add(len, Ordering::Relaxed);
+                        spent(&stats.read_us, started);
+                        let hash_stats = stats.clone();
                         let (hash, data) = tokio::task::spawn_blocking(move || {
-                            (ChunkHash::from_digest(Sha256::digest(&data).into()), data)
+                            let started = std::time::Instant::now();
+                            let hash = ChunkHash::from_digest(Sha256::digest(&data).into());
+                            spent(&hash_stats.hash_us, started);
+                            (hash, data)
                         })
                         .await
                         .map_err(|e| Error::Job(format!("hashing failed: {e}")))?;
@@ -246,6 +263,7 @@ impl Pipeline {
                     }
                 }
             }
+            let started = std::time::Instant::now();
             let missing: HashSet<ChunkHash> = if ask.is_empty() {
                 HashSet::new()
             } else {
@@ -254,6 +272,7 @@ impl Pipeline {
                     .into_iter()
                     .collect()
             };
+            spent(&self.stats.ask_us, started);
             for c in ask {
                 if missing.contains(&c.hash) {
                     if tx.send(c).await.is_err() {
@@ -286,16 +305,24 @@ impl Pipeline {
                 let raw_len = c.data.len() as u64;
                 let level = self.zstd_level;
                 let data = c.data;
-                let frame = tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level))
-                    .await
-                    .map_err(|e| Error::Job(format!("compression failed: {e}")))?
-                    .map_err(|source| Error::Io {
-                        what: "compressing a chunk".into(),
-                        source,
-                    })?;
+                let stats = self.stats.clone();
+                let frame = tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let frame = zstd::bulk::compress(&data, level);
+                    spent(&stats.compress_us, started);
+                    frame
+                })
+                .await
+                .map_err(|e| Error::Job(format!("compression failed: {e}")))?
+                .map_err(|source| Error::Io {
+                    what: "compressing a chunk".into(),
+                    source,
+                })?;
                 let frame = Bytes::from(frame);
                 let n = frame.len() as u64;
+                let started = std::time::Instant::now();
                 self.put(&c.hash, raw_len, frame).await?;
+                spent(&self.stats.upload_us, started);
                 self.stats.sent.fetch_add(n, Ordering::Relaxed);
                 self.stats.chunks_sent.fetch_add(1, Ordering::Relaxed);
                 if let Some(rt) = &self.metrics {

@@ -162,6 +162,18 @@ impl Setup {
         setup
     }
 
+    /// Kills the agent at once (like a crash or power loss) and starts it again on the same
+    /// state directory.
+    pub async fn kill_and_restart_agent(&mut self) {
+        self.agent.kill();
+        let state = self.agent_dir.path().join("state");
+        let _ = std::fs::remove_file(state.join("endpoints.json"));
+        let config = self.agent_dir.path().join("agent.toml");
+        let (agent, endpoints) = start_agent(&config, self.agent_dir.path()).await;
+        self.agent = agent;
+        self.admin = endpoints["admin"].as_str().unwrap().to_string();
+    }
+
     pub async fn status(&self) -> Value {
         reqwest::get(format!("http://{}/status", self.admin))
             .await

@@ -1,0 +1,161 @@
+//! Shared by the backup tests: a gateway with the simulator associated and one VM whose disk
+//! holds real data, driven with `aws backup …`.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use bgw_tests::aws::AwsCli;
+use bgw_tests::vcsim::VcsimOptions;
+use bgw_tests::vcsim_disks::{self, DiskImage, TestVm};
+use bgw_tests::vcsim_soap::SoapSession;
+use serde_json::Value;
+
+use crate::sync_support::Setup;
+
+pub const ROLE: &str = "arn:aws:iam::123456789012:role/backup";
+pub const MIB: usize = 1 << 20;
+
+pub struct BackupSetup {
+    pub s: Setup,
+    pub hypervisor_arn: String,
+    pub vm: TestVm,
+    pub vm_arn: String,
+    pub image: DiskImage,
+    pub vault: String,
+}
+
+impl BackupSetup {
+    /// vcsim with one extra VM `backup-src` whose `size`-byte disk holds a patterned image,
+    /// associated with an activated gateway, and a backup vault.
+    pub async fn start(size: usize) -> BackupSetup {
+        let options = VcsimOptions {
+            clusters: 1,
+            hosts_per_cluster: 1,
+            standalone_hosts: 0,
+            vms_per_pool: 1,
+            ..Default::default()
+        };
+        let s = Setup::start(options).await;
+        let mut soap = SoapSession::login(&s.vcsim).await.unwrap();
+        let vm = vcsim_disks::create_vm(&mut soap, "backup-src", size as u64)
+            .await
+            .unwrap();
+        let image = DiskImage::patterned(size, 11);
+        vcsim_disks::put_flat_disk(&s.vcsim, &vm.disk_file, &image.data)
+            .await
+            .unwrap();
+        let hypervisor_arn = s.import_and_associate();
+        let vm_arn = wait_for(
+            Duration::from_secs(60),
+            "the VM in the cloud's inventory",
+            || {
+                s.vms(&hypervisor_arn)
+                    .iter()
+                    .find(|v| v["Name"] == "backup-src")
+                    .and_then(|v| v["ResourceArn"].as_str().map(str::to_string))
+            },
+        )
+        .await;
+        let vault = "vault-1".to_string();
+        backup(&s, &["create-backup-vault", "--backup-vault-name", &vault]);
+        BackupSetup {
+            s,
+            hypervisor_arn,
+            vm,
+            vm_arn,
+            image,
+            vault,
+        }
+    }
+
+    pub fn start_backup(&self) -> String {
+        let out = backup(
+            &self.s,
+            &[
+                "start-backup-job",
+                "--backup-vault-name",
+                &self.vault,
+                "--resource-arn",
+                &self.vm_arn,
+                "--iam-role-arn",
+                ROLE,
+            ],
+        );
+        out["BackupJobId"].as_str().unwrap().to_string()
+    }
+
+    pub fn describe(&self, job: &str) -> Value {
+        backup(&self.s, &["describe-backup-job", "--backup-job-id", job])
+    }
+
+    /// Waits for the job to reach a final state and returns its description.
+    pub async fn wait_done(&self, job: &str, timeout: Duration) -> Value {
+        wait_for(timeout, "the backup job to end", || {
+            let d = self.describe(job);
+            matches!(
+                d["State"].as_str(),
+                Some("COMPLETED" | "FAILED" | "ABORTED" | "EXPIRED" | "PARTIAL")
+            )
+            .then_some(d)
+        })
+        .await
+    }
+
+    /// Writes the image to the VM's disk again (after changing it).
+    pub async fn rewrite_disk(&self) {
+        vcsim_disks::put_flat_disk(&self.s.vcsim, &self.vm.disk_file, &self.image.data)
+            .await
+            .unwrap();
+    }
+
+    pub async fn snapshots(&self) -> Vec<String> {
+        let mut soap = SoapSession::login(&self.s.vcsim).await.unwrap();
+        vcsim_disks::snapshot_names(&mut soap, &self.vm.moref)
+            .await
+            .unwrap()
+    }
+
+    /// Sets a bandwidth limit for the whole week.
+    pub fn limit(&self, bits_per_sec: u64) {
+        let intervals = format!(
+            r#"[{{"DaysOfWeek":[0,1,2,3,4,5,6],"StartHourOfDay":0,"StartMinuteOfHour":0,"EndHourOfDay":23,"EndMinuteOfHour":59,"AverageUploadRateLimitInBitsPerSec":{bits_per_sec}}}]"#
+        );
+        self.s.aws(&[
+            "put-bandwidth-rate-limit-schedule",
+            "--gateway-arn",
+            &self.s.gateway_arn,
+            "--bandwidth-rate-limit-intervals",
+            &intervals,
+        ]);
+    }
+}
+
+/// `aws backup <args>` as JSON; fails the test with aws-cli's message.
+pub fn backup(s: &Setup, args: &[&str]) -> Value {
+    let r = AwsCli::new(&s.cloud)
+        .service("backup")
+        .run(args)
+        .expect("run aws-cli");
+    assert!(r.success(), "aws backup {args:?} failed: {}", r.stderr());
+    r.json().unwrap_or(Value::Null)
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, for at most `timeout`.
+pub async fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn bytes_transferred(d: &Value) -> u64 {
+    d["BytesTransferred"].as_u64().unwrap_or(0)
+}
