@@ -16,7 +16,8 @@ as_root() {
 
 # Debian packages: Go and govmomi for the vCenter simulator, tmux for console tests,
 # python venv support, openssl for certificates, systemd for `systemd-analyze` (unit checks),
-# lintian and qemu-utils for the Debian package and OVF descriptor checks.
+# lintian and qemu-utils for the Debian package and OVF descriptor checks, restic and zstd
+# for the backup benchmark.
 ensure_apt_packages() {
     local wanted=(golang-go golang-github-vmware-govmomi-dev python3-venv tmux openssl curl ca-certificates build-essential pkg-config systemd lintian qemu-utils restic zstd)
     local missing=()
