@@ -18,6 +18,8 @@ use crate::jobs::JobId;
 
 /// How often recorded snapshots are retried.
 pub const RETRY: Duration = Duration::from_secs(30);
+/// How often the first scan is tried until vCenter answers.
+const FIRST_SCAN_RETRY: Duration = Duration::from_secs(2);
 
 /// A snapshot a backup took (or is about to take).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,14 +151,13 @@ pub async fn sweep(svc: &BackupService, client: &Client, scan: bool) -> bool {
     !recorded(svc).iter().all(|r| running(&r.job_id))
 }
 
-/// Runs until the daemon stops: one scan once vCenter answers, then retries of recorded
-/// snapshots every [`RETRY`].
+/// Runs until the daemon stops: one scan once vCenter answers (tried every 2 s until then),
+/// then retries of recorded snapshots every [`RETRY`].
 pub async fn janitor(svc: Arc<BackupService>) {
     let mut scanned = false;
-    let mut first = true;
     loop {
-        let delay = if first { Duration::from_secs(1) } else { RETRY };
-        first = false;
+        // Until the first scan, try often: the hypervisor is configured shortly after start.
+        let delay = if scanned { RETRY } else { FIRST_SCAN_RETRY };
         tokio::select! {
             _ = svc.shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
