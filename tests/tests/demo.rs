@@ -1,5 +1,6 @@
 //! `scripts/demo`, the README's first command, brings the whole system up and syncs: bgw-cloud,
-//! a vCenter simulator, an activated bgw-agent, a metadata sync that lists every VM.
+//! a vCenter simulator, an activated bgw-agent, a metadata sync that lists every VM, a backup
+//! and a restore compared byte for byte.
 
 use std::process::Command;
 use std::time::Duration;
@@ -27,6 +28,8 @@ fn the_demo_activates_a_gateway_and_syncs_every_vm() {
         "test-hypervisor-configuration: OK",
         "ONLINE / SUCCEEDED",
         "VMs in ListVirtualMachines: 20",
+        "backup: COMPLETED",
+        "restore: COMPLETED, disk identical",
         "demo complete",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
