@@ -38,6 +38,33 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) used so far by the processes named `comm`.
+fn cpu_secs(comm: &str) -> f64 {
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let p = entry.path();
+        if !std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == comm) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        ticks += f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    }
+    ticks as f64 / 100.0
+}
+
+fn cpu_all() -> [f64; 3] {
+    [
+        cpu_secs("bgw-agent"),
+        cpu_secs("bgw-cloud"),
+        cpu_secs("vcsim"),
+    ]
+}
+
 fn aws(cloud: &Cloud, service: &str, args: &[&str]) -> Result<serde_json::Value, BoxError> {
     let r = AwsCli::new(cloud).service(service).run(args)?;
     if !r.success() {
@@ -133,6 +160,17 @@ async fn main() -> Result<(), BoxError> {
     let size_mib: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1024);
     let runs: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
     let size = size_mib << 20;
+    // Examples live in `target/release/examples/`; the binaries one level up.
+    if let Some(dir) = std::env::current_exe()?.parent().and_then(Path::parent) {
+        for (var, bin) in [
+            ("BGW_CLOUD_BIN", "bgw-cloud"),
+            ("BGW_AGENT_BIN", "bgw-agent"),
+        ] {
+            if std::env::var_os(var).is_none() {
+                std::env::set_var(var, dir.join(bin));
+            }
+        }
+    }
 
     let vc = Vcsim::start(VcsimOptions {
         clusters: 1,
@@ -292,7 +330,9 @@ async fn main() -> Result<(), BoxError> {
                 }
             })
         };
+        let cpu0 = cpu_all();
         let (secs, sent) = backup_once(&cloud, "bench", &vm_arn)?;
+        let cpu1 = cpu_all();
         stop.store(true, Ordering::Relaxed);
         let _ = sampler.join();
 
@@ -332,6 +372,13 @@ async fn main() -> Result<(), BoxError> {
             peak.load(Ordering::Relaxed) as f64 / 1024.0,
             mibs / restic_t.as_secs_f64(),
             mibs / zstd_t.as_secs_f64()
+        );
+        println!(
+            "     CPU s: agent {:.1}, cloud {:.1}, vcsim {:.1} (wall {secs:.1} s on {} cores)",
+            cpu1[0] - cpu0[0],
+            cpu1[1] - cpu0[1],
+            cpu1[2] - cpu0[2],
+            std::thread::available_parallelism().map_or(1, |n| n.get())
         );
         println!("     stages: {}", stage_line(agent.stderr_log()));
     }
