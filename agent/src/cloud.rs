@@ -43,6 +43,10 @@ impl CloudClient {
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(format!("bgw-agent/{}", crate::VERSION));
+        if let Some(proxy) = &config.proxy {
+            let proxy = reqwest::Proxy::all(proxy.expose().as_str()).map_err(Error::HttpClient)?;
+            builder = builder.proxy(proxy);
+        }
         match &config.ca_file {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|e| Error::CaFile {

@@ -5,6 +5,7 @@
 //! endpoint = "https://cloud.example.com:8443"
 //! region = "us-east-1"
 //! ca_file = "/etc/bgw-agent/cloud-ca.pem"   # optional: system roots otherwise
+//! proxy = "http://proxy.example.com:3128"   # optional: HTTP(S) proxy for the cloud traffic
 //!
 //! [gateway]
 //! state_dir = "/var/lib/bgw-agent"
@@ -44,6 +45,59 @@ pub struct CloudConfig {
     pub endpoint: url::Url,
     pub region: String,
     pub ca_file: Option<PathBuf>,
+    /// The proxy every request to the cloud goes through (HTTPS is tunnelled with CONNECT).
+    pub proxy: Option<ProxyUrl>,
+}
+
+/// An `http://` or `https://` proxy URL, optionally with `user:password@`; its `Debug` and
+/// `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl(url::Url);
+
+impl ProxyUrl {
+    /// Checks a proxy URL as written in the configuration or typed at the console.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let url = url::Url::parse(text.trim()).map_err(|e| {
+            format!(
+                "{:?} is not a URL ({e}); write http://HOST:PORT",
+                text.trim()
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "{}: the proxy must be an http:// or https:// URL",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("the proxy URL has no host; write http://HOST:PORT".into());
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err("the proxy URL takes no path or query; write http://HOST:PORT".into());
+        }
+        Ok(Self(url))
+    }
+
+    /// The URL with its password, for the HTTP client only.
+    pub fn expose(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        write!(f, "{}", shown.as_str().trim_end_matches('/'))
+    }
+}
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProxyUrl({self})")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +161,7 @@ struct RawCloud {
     endpoint: String,
     region: String,
     ca_file: Option<PathBuf>,
+    proxy: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -182,6 +237,12 @@ impl Config {
                 )));
             }
         }
+        let proxy = match raw.cloud.proxy.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                Some(ProxyUrl::parse(text).map_err(|why| invalid(format!("cloud.proxy: {why}")))?)
+            }
+        };
 
         let tz_name = raw.gateway.timezone.unwrap_or_else(|| "UTC".into());
         let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
@@ -263,6 +324,7 @@ impl Config {
                 endpoint,
                 region,
                 ca_file,
+                proxy,
             },
             gateway: GatewayConfig {
                 state_dir,
@@ -309,6 +371,19 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_is_optional_and_its_password_never_shown() {
+        assert!(parse(MINIMAL).unwrap().cloud.proxy.is_none());
+        let c = parse(&format!(
+            "{MINIMAL}proxy = \"http://ops:hunter2@proxy.example:3128\"\n"
+        ))
+        .unwrap();
+        let proxy = c.cloud.proxy.clone().unwrap();
+        assert_eq!(proxy.expose().password(), Some("hunter2"));
+        assert_eq!(proxy.to_string(), "http://ops:***@proxy.example:3128");
+        assert!(!format!("{:?}", c.cloud).contains("hunter2"));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let err = parse(&format!("{MINIMAL}[gateway]\nheartbeat = \"5s\"\n"))
             .unwrap_err()
@@ -343,6 +418,17 @@ mod tests {
         ] {
             let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
+        }
+        for proxy in [
+            "socks5://p:1080",
+            "proxy:3128",
+            "http://p:3128/path",
+            "http://:3128",
+        ] {
+            let err = parse(&format!("{MINIMAL}proxy = \"{proxy}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cloud.proxy"), "{proxy}: {err}");
         }
         let err = parse("[cloud]\nendpoint = \"http://x\"\nregion = \"us-east-1\"\n")
             .unwrap_err()

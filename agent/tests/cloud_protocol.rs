@@ -53,6 +53,7 @@ impl InProcessCloud {
             endpoint: server.url().parse().unwrap(),
             region: "us-east-1".into(),
             ca_file: Some(data.path().join("cloud/tls/cert.pem")),
+            proxy: None,
         };
         let stop = tokio_util::sync::CancellationToken::new();
         let server_stop = stop.clone();
@@ -182,5 +183,92 @@ async fn unauthenticated_activation_calls_are_rate_limited_per_address() {
         "{refused:?}"
     );
     assert!(text.contains("too many activation requests"), "{text}");
+    cloud.stop().await;
+}
+
+/// An HTTP CONNECT proxy on a free loopback port: tunnels every CONNECT and records its target.
+struct ConnectProxy {
+    url: String,
+    targets: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    async fn start() -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let targets = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = targets.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut client = BufReader::new(socket);
+                    let mut request_line = String::new();
+                    client.read_line(&mut request_line).await.unwrap();
+                    loop {
+                        let mut header = String::new();
+                        client.read_line(&mut header).await.unwrap();
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let mut words = request_line.split_whitespace();
+                    let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
+                        let _ = client
+                            .get_mut()
+                            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    seen.lock().unwrap().push(target.to_string());
+                    let mut upstream = tokio::net::TcpStream::connect(target).await.unwrap();
+                    client
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+        ConnectProxy { url, targets }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_proxy_carries_the_cloud_traffic() {
+    let cloud = InProcessCloud::start().await;
+    let proxy = ConnectProxy::start().await;
+    let mut config = cloud.config.clone();
+    config.proxy = Some(bgw_agent::config::ProxyUrl::parse(&proxy.url).unwrap());
+    let client = CloudClient::new(&config, CloudTime::new(Arc::new(SystemClock))).unwrap();
+    let request = ActivationRequest {
+        agent_id: "agent-behind-proxy".into(),
+        agent_secret_sha256: "0".repeat(64),
+        agent_version: "test".into(),
+        hostname: "gw".into(),
+        region: "us-east-1".into(),
+        gateway_type: bgw_protocol::activation::GatewayType::BackupVm,
+    };
+    client.request_activation_key(&request).await.unwrap();
+    let cloud_addr = format!(
+        "{}:{}",
+        config.endpoint.host_str().unwrap(),
+        config.endpoint.port().unwrap()
+    );
+    assert_eq!(*proxy.targets.lock().unwrap(), vec![cloud_addr]);
+
+    // A proxy that is down stops the traffic although the cloud itself is up.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    config.proxy = Some(bgw_agent::config::ProxyUrl::parse(&dead_url).unwrap());
+    let client = CloudClient::new(&config, CloudTime::new(Arc::new(SystemClock))).unwrap();
+    let err = client.request_activation_key(&request).await.unwrap_err();
+    assert!(
+        matches!(err, bgw_agent::error::Error::CloudUnreachable { .. }),
+        "{err:?}"
+    );
     cloud.stop().await;
 }
