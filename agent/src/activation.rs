@@ -13,10 +13,11 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::clock::CloudTime;
 use crate::cloud::CloudClient;
+use crate::cloud_link::CloudLink;
 use crate::error::Error;
-use crate::runtime::Runtime;
-use crate::state::{Activated, Identity, PendingActivation};
+use crate::state::{Activated, Identity, PendingActivation, Store};
 
 /// The only gateway type the API knows.
 pub const GATEWAY_TYPE: &str = "BACKUP_VM";
@@ -59,7 +60,10 @@ impl KeyError {
 }
 
 pub struct Activation {
-    rt: Arc<Runtime>,
+    link: Arc<CloudLink>,
+    /// Holds the pending key.
+    store: Store,
+    time: CloudTime,
     cloud: CloudClient,
     identity: Identity,
     hostname: String,
@@ -70,9 +74,18 @@ pub struct Activation {
 }
 
 impl Activation {
-    pub fn new(rt: Arc<Runtime>, cloud: CloudClient, identity: Identity, hostname: String) -> Self {
+    pub fn new(
+        link: Arc<CloudLink>,
+        store: Store,
+        time: CloudTime,
+        cloud: CloudClient,
+        identity: Identity,
+        hostname: String,
+    ) -> Self {
         Self {
-            rt,
+            link,
+            store,
+            time,
             cloud,
             identity,
             hostname,
@@ -91,7 +104,7 @@ impl Activation {
         region: Option<&str>,
         gateway_type: Option<&str>,
     ) -> Result<PendingActivation, KeyError> {
-        if let Some(a) = self.rt.activated() {
+        if let Some(a) = self.link.activated() {
             return Err(KeyError::AlreadyActivated(a.gateway_arn));
         }
         let valid = self.valid_regions();
@@ -111,8 +124,8 @@ impl Activation {
             }
         }
         let _guard = self.request_lock.lock().await;
-        let now = self.rt.time.now_utc();
-        if let Ok(Some(held)) = self.rt.store.pending_activation() {
+        let now = self.time.now_utc();
+        if let Ok(Some(held)) = self.store.pending_activation() {
             if held.region == region && held.expires_at - now > MIN_REMAINING {
                 return Ok(held);
             }
@@ -139,23 +152,22 @@ impl Activation {
                 )))
             }
             Ok(Err(e)) if e.is_transient() => {
-                self.rt.cloud_failed(&e);
+                self.link.failed(&e);
                 return Err(KeyError::CloudUnavailable(e.to_string()));
             }
             Ok(Err(e)) => {
-                self.rt.cloud_failed(&e);
+                self.link.failed(&e);
                 return Err(KeyError::Refused(e.to_string()));
             }
             Ok(Ok(issued)) => issued,
         };
-        self.rt.cloud_ok();
+        self.link.ok();
         let held = PendingActivation {
             activation_key: issued.activation_key,
             region,
             expires_at: issued.expires_at,
         };
-        self.rt
-            .store
+        self.store
             .set_pending_activation(Some(&held))
             .map_err(|e| KeyError::Refused(format!("cannot record the key: {e}")))?;
         tracing::info!(expires_at = %held.expires_at, "activation key issued");
@@ -169,10 +181,10 @@ impl Activation {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         let mut rng = rand::rngs::StdRng::from_entropy();
         loop {
-            if self.rt.activated().is_some() {
+            if self.link.activated().is_some() {
                 return;
             }
-            let held = self.rt.store.pending_activation().ok().flatten();
+            let held = self.store.pending_activation().ok().flatten();
             let Some(held) =
                 held.filter(|h| h.expires_at > Utc::now() - chrono::Duration::minutes(1))
             else {
@@ -196,7 +208,7 @@ impl Activation {
             match answer {
                 Ok(ActivationStatus::Pending { .. }) => {
                     backoff.reset();
-                    self.rt.cloud_ok();
+                    self.link.ok();
                 }
                 Ok(ActivationStatus::Activated {
                     gateway_arn,
@@ -207,18 +219,16 @@ impl Activation {
                         gateway_arn,
                         region,
                         credentials,
-                        activated_at: self.rt.time.now_utc(),
+                        activated_at: self.time.now_utc(),
                     };
-                    if let Err(e) = self.rt.store.set_activated(&activated) {
+                    let gateway_arn = activated.gateway_arn.clone();
+                    if let Err(e) = self.link.set_activated(activated, &self.cloud) {
                         tracing::error!(error = %e, "cannot store the gateway credentials; retrying");
                         sleep_or_cancel(&shutdown, backoff.next_delay(&mut rng)).await;
                         continue;
                     }
-                    self.cloud
-                        .set_credentials(Some(activated.credentials.clone()));
-                    tracing::info!(gateway_arn = %activated.gateway_arn, "gateway activated");
-                    self.rt.cloud_ok();
-                    self.rt.activated.send_replace(Some(activated));
+                    self.link.ok();
+                    tracing::info!(%gateway_arn, "gateway activated");
                     return;
                 }
                 Err(Error::CloudRefused {
@@ -227,13 +237,13 @@ impl Activation {
                     ..
                 }) => {
                     tracing::warn!(reason = %message, "activation key no longer valid; dropping it");
-                    let still_same = self.rt.store.pending_activation().ok().flatten();
+                    let still_same = self.store.pending_activation().ok().flatten();
                     if still_same.as_ref() == Some(&held) {
-                        let _ = self.rt.store.set_pending_activation(None);
+                        let _ = self.store.set_pending_activation(None);
                     }
                 }
                 Err(e) => {
-                    self.rt.cloud_failed(&e);
+                    self.link.failed(&e);
                     let delay = backoff.next_delay(&mut rng);
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "waiting for activation failed");
                     if sleep_or_cancel(&shutdown, delay).await {

@@ -1,19 +1,20 @@
 //! Bandwidth enforcement: the cloud's upload rate-limit schedule drives the scheduler's shared
 //! [`Throttle`](bgw_scheduler::throttle::Throttle), in the gateway's time zone.
 //!
-//! Every upload to the cloud draws from [`Runtime::throttle`], so the sum of all uploads
+//! Every upload to the cloud draws from one shared [`Throttle`], so the sum of all uploads
 //! respects the limit in force. [`run`] follows the schedule: it sets the limit now and again
 //! at each boundary, and applies a new schedule from the cloud at once.
 
 use std::sync::Arc;
 
-use bgw_scheduler::throttle::{follow_schedule, WallClock, ZonedSchedule};
+use bgw_scheduler::throttle::{follow_schedule, Throttle, WallClock, ZonedSchedule};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::CloudTime;
-use crate::runtime::Runtime;
+use crate::config_channel::ConfigChannel;
+use crate::metrics::Metrics;
 use crate::status::bandwidth_schedule;
 
 /// The schedule is read on the cloud-corrected clock, like `status` reads it.
@@ -25,23 +26,30 @@ impl WallClock for CloudWallClock {
     }
 }
 
-fn zoned(rt: &Runtime) -> ZonedSchedule {
+fn zoned(config: &ConfigChannel, tz: chrono_tz::Tz) -> ZonedSchedule {
     ZonedSchedule {
-        schedule: bandwidth_schedule(&rt.config.borrow()),
-        tz: rt.timezone,
+        schedule: bandwidth_schedule(&config.borrow()),
+        tz,
     }
 }
 
-/// Keeps `rt.throttle` following the configured schedule until `shutdown`.
-pub async fn run(rt: Arc<Runtime>, shutdown: CancellationToken) {
-    let (tx, rx) = watch::channel(zoned(&rt));
+/// Keeps `throttle` following the configured schedule, read in `tz` on the cloud-corrected
+/// clock `time`, until `shutdown`.
+pub async fn run(
+    config: Arc<ConfigChannel>,
+    throttle: Throttle,
+    time: CloudTime,
+    tz: chrono_tz::Tz,
+    shutdown: CancellationToken,
+) {
+    let (tx, rx) = watch::channel(zoned(&config, tz));
     let follower = tokio::spawn(follow_schedule(
-        rt.throttle.clone(),
+        throttle,
         rx,
-        CloudWallClock(rt.time.clone()),
+        CloudWallClock(time),
         shutdown.clone(),
     ));
-    let mut configs = rt.config.subscribe();
+    let mut configs = config.subscribe();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -49,7 +57,7 @@ pub async fn run(rt: Arc<Runtime>, shutdown: CancellationToken) {
                 if changed.is_err() {
                     break;
                 }
-                let next = zoned(&rt);
+                let next = zoned(&config, tz);
                 tx.send_if_modified(|current| {
                     if *current == next {
                         false
@@ -67,9 +75,9 @@ pub async fn run(rt: Arc<Runtime>, shutdown: CancellationToken) {
 }
 
 /// Waits until `bytes` may be uploaded under the limit in force, and counts them.
-pub async fn before_upload(rt: &Runtime, bytes: u64) {
-    rt.throttle.acquire(bytes).await;
-    rt.metrics.uploaded(bytes);
+pub async fn before_upload(throttle: &Throttle, metrics: &Metrics, bytes: u64) {
+    throttle.acquire(bytes).await;
+    metrics.uploaded(bytes);
 }
 
 #[cfg(test)]
@@ -80,7 +88,6 @@ mod tests {
 
     use super::*;
     use crate::clock::SystemClock;
-    use crate::state::Store;
 
     fn all_week(limit: Option<u64>) -> BandwidthInterval {
         BandwidthInterval {
@@ -93,51 +100,51 @@ mod tests {
         }
     }
 
-    async fn rate_becomes(rt: &Runtime, want: Option<u64>) {
-        let mut seen = rt.throttle.rate();
+    async fn rate_becomes(throttle: &Throttle, want: Option<u64>) {
+        let mut seen = throttle.rate();
         for _ in 0..200 {
             if seen == want {
                 return;
             }
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(5)).await;
-            seen = rt.throttle.rate();
+            seen = throttle.rate();
         }
         panic!("throttle rate {seen:?}, expected {want:?}");
     }
 
     #[tokio::test]
     async fn the_throttle_follows_the_schedule_from_the_cloud() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
         let time = CloudTime::new(Arc::new(SystemClock));
-        let rt = Runtime::new(
-            store,
+        let config = ConfigChannel::new(GatewayConfig::default());
+        let throttle = Throttle::new(None);
+        let metrics = Metrics::new();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            config.clone(),
+            throttle.clone(),
             time,
             chrono_tz::Europe::Paris,
-            Duration::from_secs(60),
-        )
-        .unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(rt.clone(), shutdown.clone()));
-        rate_becomes(&rt, None).await;
+            shutdown.clone(),
+        ));
+        rate_becomes(&throttle, None).await;
 
-        rt.config.send_replace(GatewayConfig {
+        config.publish(GatewayConfig {
             version: 2,
             bandwidth_schedule: vec![all_week(Some(1_000_000))],
             ..GatewayConfig::default()
         });
-        rate_becomes(&rt, Some(1_000_000)).await;
+        rate_becomes(&throttle, Some(1_000_000)).await;
 
-        rt.config.send_replace(GatewayConfig {
+        config.publish(GatewayConfig {
             version: 3,
             ..GatewayConfig::default()
         });
-        rate_becomes(&rt, None).await;
+        rate_becomes(&throttle, None).await;
 
         // Uploads are counted in the metrics as they pass the throttle.
-        before_upload(&rt, 1000).await;
-        let metrics = rt.metrics.render();
+        before_upload(&throttle, &metrics, 1000).await;
+        let metrics = metrics.render();
         assert!(
             metrics
                 .lines()

@@ -12,21 +12,36 @@ use crate::activation::sleep_or_cancel;
 use crate::backoff::Backoff;
 use crate::backup::BackupService;
 use crate::cloud::CloudClient;
-use crate::hypervisor::HypervisorLink;
-use crate::runtime::Runtime;
-use crate::state::OutboxItem;
+use crate::cloud_link::CloudLink;
+use crate::config_channel::ConfigChannel;
+use crate::hypervisor::{HypervisorEnv, HypervisorLink};
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::state::{OutboxItem, Store};
 
 /// Long-poll wait asked of the cloud.
 const POLL_SECONDS: u32 = 20;
 
-pub async fn run(
-    rt: Arc<Runtime>,
-    cloud: CloudClient,
-    link: Arc<dyn HypervisorLink>,
-    backups: Arc<BackupService>,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-) {
+/// What commands need: where to poll, whom to hand each command to, where results go.
+pub struct CommandTask {
+    pub cloud: CloudClient,
+    pub link: Arc<CloudLink>,
+    /// Results of commands already run, so a command sent again is not run twice.
+    pub store: Store,
+    pub outbox: Arc<Outbox>,
+    /// Woken by `CONFIG_CHANGED`.
+    pub config: Arc<ConfigChannel>,
+    pub metrics: Arc<Metrics>,
+    pub hypervisor: Arc<dyn HypervisorLink>,
+    pub hypervisor_env: HypervisorEnv,
+    pub backups: Arc<BackupService>,
+    /// Commands in flight, which the daemon waits for at shutdown.
+    pub tracker: TaskTracker,
+}
+
+pub async fn run(task: CommandTask, shutdown: CancellationToken) {
+    let task = Arc::new(task);
+    let cloud = &task.cloud;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {
@@ -40,12 +55,13 @@ pub async fn run(
                 for command in batch.commands {
                     // Each command runs on its own task so a slow one does not delay the
                     // next; the daemon waits for them at shutdown.
-                    let (rt, link, backups) = (rt.clone(), link.clone(), backups.clone());
-                    tracker.spawn(async move { execute(rt, link, backups, command).await });
+                    let task2 = task.clone();
+                    task.tracker
+                        .spawn(async move { execute(&task2, command).await });
                 }
             }
             Err(e) => {
-                rt.cloud_failed(&e);
+                task.link.failed(&e);
                 let delay = backoff.next_delay(&mut rng);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "command poll failed");
                 if sleep_or_cancel(&shutdown, delay).await {
@@ -57,22 +73,19 @@ pub async fn run(
 }
 
 #[tracing::instrument(skip_all, fields(command = %command.id))]
-async fn execute(
-    rt: Arc<Runtime>,
-    link: Arc<dyn HypervisorLink>,
-    backups: Arc<BackupService>,
-    command: Command,
-) {
-    rt.metrics.command();
-    if let Ok(Some(done)) = rt.store.command_result(&command.id) {
+async fn execute(task: &CommandTask, command: Command) {
+    let (link, backups) = (&task.hypervisor, &task.backups);
+    task.metrics.command();
+    if let Ok(Some(done)) = task.store.command_result(&command.id) {
         tracing::info!("command already run; sending its result again");
-        queue(&rt, done);
+        queue(task, done);
         return;
     }
     tracing::info!(kind = kind_name(&command.kind), "running command");
     let outcome = match command.kind {
         CommandKind::SyncMetadata { hypervisor_arn } => {
-            link.sync_now(rt.clone(), hypervisor_arn).await
+            link.sync_now(task.hypervisor_env.clone(), hypervisor_arn)
+                .await
         }
         CommandKind::TestHypervisor {
             host,
@@ -80,7 +93,7 @@ async fn execute(
             password,
         } => link.test(host, username, password).await,
         CommandKind::ConfigChanged { .. } => {
-            rt.config_changed.notify_one();
+            task.config.wake();
             CommandOutcome::Succeeded
         }
         CommandKind::UpdateNow => {
@@ -98,16 +111,15 @@ async fn execute(
         command_id: command.id,
         outcome,
     };
-    if let Err(e) = rt.store.record_command(&result) {
+    if let Err(e) = task.store.record_command(&result) {
         tracing::error!(error = %e, "cannot record the command result");
     }
-    queue(&rt, result);
+    queue(task, result);
 }
 
-fn queue(rt: &Runtime, result: CommandResult) {
-    match rt.store.push_outbox(&OutboxItem::CommandResult(result)) {
-        Ok(_) => rt.outbox_changed.notify_one(),
-        Err(e) => tracing::error!(error = %e, "cannot queue the command result"),
+fn queue(task: &CommandTask, result: CommandResult) {
+    if let Err(e) = task.outbox.push(&OutboxItem::CommandResult(result)) {
+        tracing::error!(error = %e, "cannot queue the command result");
     }
 }
 

@@ -10,43 +10,55 @@ use tokio_util::sync::CancellationToken;
 use crate::activation::sleep_or_cancel;
 use crate::backoff::Backoff;
 use crate::cloud::CloudClient;
-use crate::hypervisor::HypervisorLink;
+use crate::cloud_link::CloudLink;
+use crate::config_channel::ConfigChannel;
+use crate::hypervisor::{HypervisorEnv, HypervisorLink};
 use crate::jobs::JobRunner;
-use crate::runtime::Runtime;
+use crate::state::Store;
 use crate::status::bandwidth_schedule;
 
-pub async fn run(
-    rt: Arc<Runtime>,
-    cloud: CloudClient,
-    link: Arc<dyn HypervisorLink>,
-    jobs: JobRunner,
-    shutdown: CancellationToken,
-) {
+/// What the configuration task reads, writes and hands the configuration to.
+pub struct ConfigPull {
+    pub cloud: CloudClient,
+    pub link: Arc<CloudLink>,
+    pub config: Arc<ConfigChannel>,
+    /// Where the applied configuration is kept across restarts.
+    pub store: Store,
+    pub hypervisor: Arc<dyn HypervisorLink>,
+    pub hypervisor_env: HypervisorEnv,
+    pub jobs: JobRunner,
+    pub timezone: chrono_tz::Tz,
+}
+
+pub async fn run(task: ConfigPull, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let stored = rt.config.borrow().hypervisor.clone();
-    link.apply(rt.clone(), jobs.clone(), stored).await;
+    let env = &task.hypervisor_env;
+    let stored = task.config.borrow().hypervisor.clone();
+    task.hypervisor
+        .apply(env.clone(), task.jobs.clone(), stored)
+        .await;
     loop {
-        let known = rt.config.borrow().version;
+        let known = task.config.borrow().version;
         let answer = tokio::select! {
             _ = shutdown.cancelled() => return,
-            a = cloud.config(known) => a,
+            a = task.cloud.config(known) => a,
         };
         match answer {
             Ok(ConfigResponse::Unchanged { .. }) => backoff.reset(),
             Ok(ConfigResponse::Changed(config)) => {
                 backoff.reset();
                 let config = *config;
-                if let Err(e) = rt.store.set_config(&config) {
+                if let Err(e) = task.store.set_config(&config) {
                     tracing::error!(error = %e, "cannot store the configuration; retrying");
                     if sleep_or_cancel(&shutdown, backoff.next_delay(&mut rng)).await {
                         return;
                     }
                     continue;
                 }
-                let hypervisor_changed = rt.config.borrow().hypervisor != config.hypervisor;
-                let limit = bandwidth_schedule(&config).limit_at(rt.time.now_utc(), rt.timezone);
-                rt.metrics.set_bandwidth_limit(limit);
+                let hypervisor_changed = task.config.borrow().hypervisor != config.hypervisor;
+                let limit = bandwidth_schedule(&config).limit_at(env.time.now_utc(), task.timezone);
+                env.metrics.set_bandwidth_limit(limit);
                 tracing::info!(
                     version = config.version,
                     intervals = config.bandwidth_schedule.len(),
@@ -58,13 +70,15 @@ pub async fn run(
                     "configuration applied"
                 );
                 let hypervisor = config.hypervisor.clone();
-                rt.config.send_replace(config);
+                task.config.publish(config);
                 if hypervisor_changed {
-                    link.apply(rt.clone(), jobs.clone(), hypervisor).await;
+                    task.hypervisor
+                        .apply(env.clone(), task.jobs.clone(), hypervisor)
+                        .await;
                 }
             }
             Err(e) => {
-                rt.cloud_failed(&e);
+                task.link.failed(&e);
                 let delay = backoff.next_delay(&mut rng);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "configuration pull failed");
                 if sleep_or_cancel(&shutdown, delay).await {
@@ -75,7 +89,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = rt.config_changed.notified() => {}
+            _ = task.config.woken() => {}
             // A safety net in case a notification was lost.
             _ = tokio::time::sleep(Duration::from_secs(300)) => {}
         }

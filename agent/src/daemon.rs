@@ -1,25 +1,36 @@
 //! The daemon: builds every component, runs the long-lived tasks, stops them on request.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bgw_scheduler::throttle::Throttle;
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activation::Activation;
+use crate::backup::{BackupParts, BackupService};
 use crate::clock::{Clock, CloudTime, SystemClock};
 use crate::cloud::CloudClient;
+use crate::cloud_link::CloudLink;
+use crate::commands::CommandTask;
 use crate::config::Config;
+use crate::config_channel::ConfigChannel;
+use crate::config_pull::ConfigPull;
 use crate::endpoints::{self, BoundEndpoints, ENDPOINTS_FILE};
 use crate::error::{Error, Result};
+use crate::heartbeat::HeartbeatTask;
 use crate::host::HostFacts;
-use crate::hypervisor::HypervisorLink;
+use crate::hypervisor::{HypervisorEnv, HypervisorLink};
+use crate::hypervisor_board::HypervisorBoard;
 use crate::jobs::{JobRunner, JobStore};
-use crate::runtime::Runtime;
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, OutboxTask};
 use crate::state::Store;
+use crate::status::StatusSources;
+use crate::sync_board::SyncBoard;
 use crate::vcenter_link::VcenterLink;
-use crate::{commands, config_pull, heartbeat, outbox, systemd};
+use crate::{commands, config_pull, heartbeat, systemd};
 
 /// How long tasks get to finish after shutdown is requested (systemd's stop timeout is 10 s).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -65,13 +76,27 @@ pub async fn run_with(
     let identity = store.identity(&mut rand::rngs::StdRng::from_entropy())?;
     let time = CloudTime::new(components.clock.clone());
     let cloud = CloudClient::new(&config.cloud, time.clone())?;
-    let rt = Runtime::new(
-        store.clone(),
-        time,
-        config.gateway.timezone,
-        config.gateway.heartbeat_interval,
-    )?;
-    if let Some(activated) = rt.activated() {
+    let timezone = config.gateway.timezone;
+    let started = Instant::now();
+
+    // What the tasks share; each task is handed the pieces it uses.
+    let metrics = Arc::new(Metrics::new());
+    let link = CloudLink::load(store.clone(), metrics.clone())?;
+    let applied = ConfigChannel::new(store.config()?);
+    let outbox = Outbox::new(store.clone());
+    let sync = SyncBoard::load(store.clone())?;
+    let board = Arc::new(HypervisorBoard::new());
+    let throttle = Throttle::new(None);
+    let hypervisor_env = HypervisorEnv {
+        store: store.clone(),
+        outbox: outbox.clone(),
+        board: board.clone(),
+        sync: sync.clone(),
+        metrics: metrics.clone(),
+        time: time.clone(),
+    };
+
+    if let Some(activated) = link.activated() {
         if activated.region != config.cloud.region {
             tracing::warn!(
                 activated_in = %activated.region,
@@ -85,7 +110,9 @@ pub async fn run_with(
         .await
         .unwrap_or_default();
     let activation = Arc::new(Activation::new(
-        rt.clone(),
+        link.clone(),
+        store.clone(),
+        time.clone(),
         cloud.clone(),
         identity.clone(),
         host.hostname.clone(),
@@ -93,14 +120,19 @@ pub async fn run_with(
 
     let jobs = JobRunner::start(
         JobStore::new(store.tree("jobs")?),
-        rt.time.clone(),
+        time.clone(),
         shutdown.child_token(),
     )?;
-    let backups = crate::backup::BackupService::new(
-        rt.clone(),
-        cloud.clone(),
-        jobs.clone(),
-        components.hypervisor.clone(),
+    let backups = BackupService::new(
+        BackupParts {
+            store: store.clone(),
+            outbox: outbox.clone(),
+            throttle: throttle.clone(),
+            metrics: metrics.clone(),
+            cloud: cloud.clone(),
+            jobs: jobs.clone(),
+            link: components.hypervisor.clone(),
+        },
         &identity.agent_id,
         shutdown.clone(),
     );
@@ -120,7 +152,17 @@ pub async fn run_with(
     tracker.spawn(endpoints::serve(
         listener,
         crate::admin::router(crate::admin::AdminState {
-            rt: rt.clone(),
+            status: StatusSources {
+                store: store.clone(),
+                link: link.clone(),
+                config: applied.clone(),
+                hypervisor: board.clone(),
+                sync: sync.clone(),
+                outbox: outbox.clone(),
+                time: time.clone(),
+                timezone,
+                started,
+            },
             activation: activation.clone(),
             jobs: jobs.clone(),
             trust: crate::vcenter_link::trust::TrustStore::new(store.clone()),
@@ -134,50 +176,77 @@ pub async fn run_with(
         bound.metrics = listener.local_addr().ok();
         tracker.spawn(endpoints::serve(
             listener,
-            endpoints::metrics::router(rt.clone()),
+            endpoints::metrics::router(metrics.clone(), outbox.clone()),
             shutdown.clone(),
         ));
     }
     write_endpoints(&config, &bound)?;
 
     tracker.spawn(activation.clone().run_waiter(shutdown.clone()));
-    tracker.spawn(crate::bandwidth::run(rt.clone(), shutdown.clone()));
+    tracker.spawn(crate::bandwidth::run(
+        applied.clone(),
+        throttle.clone(),
+        time.clone(),
+        timezone,
+        shutdown.clone(),
+    ));
     tracker.spawn(crate::memory::trim_periodically(shutdown.clone()));
     {
-        let (rt, cloud, shutdown, tracker2) =
-            (rt.clone(), cloud.clone(), shutdown.clone(), tracker.clone());
-        let link = components.hypervisor.clone();
-        let jobs = jobs.clone();
-        let backups = backups.clone();
+        // The tasks that talk to the cloud as the gateway start once it is activated.
+        let heartbeat = HeartbeatTask {
+            cloud: cloud.clone(),
+            link: link.clone(),
+            config: applied.clone(),
+            outbox: outbox.clone(),
+            hypervisor: board.clone(),
+            metrics: metrics.clone(),
+            time: time.clone(),
+            host,
+            timezone,
+            started,
+            interval: config.gateway.heartbeat_interval,
+        };
+        let commands = CommandTask {
+            cloud: cloud.clone(),
+            link: link.clone(),
+            store: store.clone(),
+            outbox: outbox.clone(),
+            config: applied.clone(),
+            metrics: metrics.clone(),
+            hypervisor: components.hypervisor.clone(),
+            hypervisor_env: hypervisor_env.clone(),
+            backups: backups.clone(),
+            tracker: tracker.clone(),
+        };
+        let config_pull = ConfigPull {
+            cloud: cloud.clone(),
+            link: link.clone(),
+            config: applied.clone(),
+            store: store.clone(),
+            hypervisor: components.hypervisor.clone(),
+            hypervisor_env,
+            jobs: jobs.clone(),
+            timezone,
+        };
+        let delivery = OutboxTask {
+            outbox: outbox.clone(),
+            cloud: cloud.clone(),
+            link: link.clone(),
+            metrics: metrics.clone(),
+            throttle: throttle.clone(),
+        };
+        let mut activated = link.watch_activated();
+        let (shutdown, tracker2) = (shutdown.clone(), tracker.clone());
         tracker.spawn(async move {
-            let mut activated = rt.activated.subscribe();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = activated.wait_for(Option::is_some) => if r.is_err() { return },
             }
             tracing::info!("starting heartbeat, commands, configuration and outbox tasks");
-            tracker2.spawn(heartbeat::run(
-                rt.clone(),
-                cloud.clone(),
-                host,
-                shutdown.clone(),
-            ));
-            tracker2.spawn(commands::run(
-                rt.clone(),
-                cloud.clone(),
-                link.clone(),
-                backups,
-                tracker2.clone(),
-                shutdown.clone(),
-            ));
-            tracker2.spawn(config_pull::run(
-                rt.clone(),
-                cloud.clone(),
-                link,
-                jobs,
-                shutdown.clone(),
-            ));
-            tracker2.spawn(outbox::run(rt.clone(), cloud.clone(), shutdown.clone()));
+            tracker2.spawn(heartbeat::run(heartbeat, shutdown.clone()));
+            tracker2.spawn(commands::run(commands, shutdown.clone()));
+            tracker2.spawn(config_pull::run(config_pull, shutdown.clone()));
+            tracker2.spawn(delivery.run(shutdown.clone()));
         });
     }
     if let Some(period) = systemd::watchdog_interval() {
@@ -186,13 +255,13 @@ pub async fn run_with(
 
     tracing::info!(
         agent_id = %identity.agent_id,
-        activated = rt.activated().is_some(),
+        activated = link.activated().is_some(),
         activation = ?bound.activation,
         admin = ?bound.admin,
         metrics = ?bound.metrics,
         "bgw-agent ready"
     );
-    systemd::ready(match rt.activated() {
+    systemd::ready(match link.activated() {
         Some(_) => "activated",
         None => "waiting for activation",
     });

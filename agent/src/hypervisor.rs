@@ -1,9 +1,9 @@
 //! The seam between the daemon core and the hypervisor (vCenter) integration.
 //!
 //! The daemon calls a [`HypervisorLink`] when the configuration changes and when the cloud
-//! sends a hypervisor command. Results travel back through the [`Runtime`] (hypervisor state,
-//! sync summary) and the store's outbox (metadata batches, sync status), so they survive a
-//! restart and reach the cloud once it is reachable.
+//! sends a hypervisor command. Results travel back through the [`HypervisorEnv`]: the
+//! hypervisor board and the sync board (what `status` shows) and the outbox (metadata batches,
+//! sync status), so they survive a restart and reach the cloud once it is reachable.
 
 use std::sync::Arc;
 
@@ -12,8 +12,28 @@ use bgw_protocol::config::HypervisorConfig;
 use bgw_protocol::Secret;
 use futures::future::BoxFuture;
 
+use crate::clock::CloudTime;
+use crate::hypervisor_board::HypervisorBoard;
 use crate::jobs::JobRunner;
-use crate::runtime::Runtime;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::state::Store;
+use crate::sync_board::SyncBoard;
+
+/// What a hypervisor integration reports into.
+#[derive(Clone)]
+pub struct HypervisorEnv {
+    /// For what the integration keeps of its own (trusted certificates, cursors).
+    pub store: Store,
+    /// Metadata batches and sync status for the cloud.
+    pub outbox: Arc<Outbox>,
+    /// The connection state, fenced by generation.
+    pub board: Arc<HypervisorBoard>,
+    /// The last sync, as `status` shows it.
+    pub sync: Arc<SyncBoard>,
+    pub metrics: Arc<Metrics>,
+    pub time: CloudTime,
+}
 
 /// What the daemon needs from a hypervisor integration.
 pub trait HypervisorLink: Send + Sync + 'static {
@@ -22,7 +42,7 @@ pub trait HypervisorLink: Send + Sync + 'static {
     /// Long work (full syncs) runs on `jobs`.
     fn apply(
         &self,
-        rt: Arc<Runtime>,
+        env: HypervisorEnv,
         jobs: JobRunner,
         config: Option<HypervisorConfig>,
     ) -> BoxFuture<'static, ()>;
@@ -36,10 +56,10 @@ pub trait HypervisorLink: Send + Sync + 'static {
     ) -> BoxFuture<'static, CommandOutcome>;
 
     /// Starts a metadata sync now. Returns once the sync is accepted; progress is reported
-    /// through the runtime and the outbox.
+    /// through `env`.
     fn sync_now(
         &self,
-        rt: Arc<Runtime>,
+        env: HypervisorEnv,
         hypervisor_arn: String,
     ) -> BoxFuture<'static, CommandOutcome>;
 
@@ -65,7 +85,7 @@ pub struct NoHypervisor;
 impl HypervisorLink for NoHypervisor {
     fn apply(
         &self,
-        _rt: Arc<Runtime>,
+        _env: HypervisorEnv,
         _jobs: JobRunner,
         _config: Option<HypervisorConfig>,
     ) -> BoxFuture<'static, ()> {
@@ -86,7 +106,7 @@ impl HypervisorLink for NoHypervisor {
         })
     }
 
-    fn sync_now(&self, _rt: Arc<Runtime>, _arn: String) -> BoxFuture<'static, CommandOutcome> {
+    fn sync_now(&self, _env: HypervisorEnv, _arn: String) -> BoxFuture<'static, CommandOutcome> {
         Box::pin(async {
             CommandOutcome::Failed {
                 stage: TestStage::Unsupported,

@@ -8,7 +8,31 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub use crate::admin::types::{
     BandwidthReport, CloudStatus, HypervisorReport, MaintenanceReport, StatusReport, SyncReport,
 };
-use crate::runtime::Runtime;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::clock::CloudTime;
+use crate::cloud_link::CloudLink;
+use crate::config_channel::ConfigChannel;
+use crate::hypervisor_board::HypervisorBoard;
+use crate::outbox::Outbox;
+use crate::state::Store;
+use crate::sync_board::SyncBoard;
+
+/// What the status report is read from.
+#[derive(Clone)]
+pub struct StatusSources {
+    /// The agent's identity and a pending activation key.
+    pub store: Store,
+    pub link: Arc<CloudLink>,
+    pub config: Arc<ConfigChannel>,
+    pub hypervisor: Arc<HypervisorBoard>,
+    pub sync: Arc<SyncBoard>,
+    pub outbox: Arc<Outbox>,
+    pub time: CloudTime,
+    pub timezone: chrono_tz::Tz,
+    pub started: Instant,
+}
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -50,18 +74,18 @@ pub fn maintenance_start(
 
 impl StatusReport {
     /// Builds the report at `now` (the cloud-corrected time).
-    pub fn collect(rt: &Runtime, endpoint: &str, region: &str, now: DateTime<Utc>) -> Self {
-        let activated = rt.activated();
-        let config = rt.config.borrow().clone();
+    pub fn collect(src: &StatusSources, endpoint: &str, region: &str, now: DateTime<Utc>) -> Self {
+        let activated = src.link.activated();
+        let config = src.config.current();
         let schedule = bandwidth_schedule(&config);
-        let tz = rt.timezone;
+        let tz = src.timezone;
         let next = schedule.next_change_after(now, tz);
-        let hypervisor = rt.hypervisor.current();
-        let sync = rt.sync.read().expect("runtime lock").clone();
-        let pending = rt.store.pending_activation().ok().flatten();
+        let hypervisor = src.hypervisor.current();
+        let sync = src.sync.current();
+        let pending = src.store.pending_activation().ok().flatten();
         Self {
             version: crate::VERSION.to_string(),
-            agent_id: rt
+            agent_id: src
                 .store
                 .value::<crate::state::Identity>("identity")
                 .ok()
@@ -72,21 +96,21 @@ impl StatusReport {
             pending_activation_key: pending
                 .filter(|p| p.expires_at > now)
                 .map(|p| p.activation_key),
-            last_heartbeat: rt.last_heartbeat.read().expect("runtime lock").map(rfc3339),
+            last_heartbeat: src.link.last_heartbeat().map(rfc3339),
             timezone: tz.name().to_string(),
-            uptime_seconds: rt.started.elapsed().as_secs(),
+            uptime_seconds: src.started.elapsed().as_secs(),
             config_version: config.version,
             cloud: CloudStatus {
                 endpoint: endpoint.to_string(),
                 region: region.to_string(),
-                last_error: rt.last_cloud_error.read().expect("runtime lock").clone(),
-                clock_offset_ms: rt.time.offset_ms(),
-                queued_results: rt.store.outbox_len(),
+                last_error: src.link.last_error(),
+                clock_offset_ms: src.time.offset_ms(),
+                queued_results: src.outbox.len(),
             },
             hypervisor: HypervisorReport {
                 arn: config.hypervisor.as_ref().map(|h| h.hypervisor_arn.clone()),
                 host: config.hypervisor.as_ref().map(|h| h.host.clone()),
-                state: hypervisor.state.as_str().to_string(),
+                state: hypervisor.state,
                 message: hypervisor.message,
                 property_mappings: config
                     .hypervisor

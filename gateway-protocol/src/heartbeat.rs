@@ -63,6 +63,12 @@ impl HypervisorState {
     }
 }
 
+impl std::fmt::Display for HypervisorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HypervisorStatus {

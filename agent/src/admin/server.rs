@@ -14,13 +14,12 @@ use super::types::{
 };
 use crate::activation::Activation;
 use crate::jobs::{JobId, JobRunner};
-use crate::runtime::Runtime;
-use crate::status::rfc3339;
+use crate::status::{rfc3339, StatusSources};
 use crate::vcenter_link::trust::TrustStore;
 
 #[derive(Clone)]
 pub struct AdminState {
-    pub rt: Arc<Runtime>,
+    pub status: StatusSources,
     pub activation: Arc<Activation>,
     pub jobs: JobRunner,
     pub trust: TrustStore,
@@ -41,10 +40,10 @@ pub fn router(state: AdminState) -> Router {
 
 async fn status(State(s): State<AdminState>) -> Json<StatusReport> {
     Json(StatusReport::collect(
-        &s.rt,
+        &s.status,
         &s.endpoint,
         &s.region,
-        s.rt.time.now_utc(),
+        s.status.time.now_utc(),
     ))
 }
 

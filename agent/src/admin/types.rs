@@ -2,6 +2,8 @@
 //!
 //! The JSON shapes are what `bgw-agent status --json` and `bgw-agent jobs --json` print.
 
+use bgw_protocol::heartbeat::HypervisorState;
+use bgw_protocol::metadata::SyncStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::JobRecord;
@@ -38,7 +40,7 @@ pub struct CloudStatus {
 pub struct HypervisorReport {
     pub arn: Option<String>,
     pub host: Option<String>,
-    pub state: String,
+    pub state: HypervisorState,
     pub message: Option<String>,
     /// How many VMware-tag-to-AWS-tag mappings the applied configuration holds.
     #[serde(default)]
@@ -47,7 +49,8 @@ pub struct HypervisorReport {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncReport {
-    pub last_status: Option<String>,
+    /// `None` before any sync.
+    pub last_status: Option<SyncStatus>,
     pub last_success: Option<String>,
     pub last_message: Option<String>,
     pub vms: Option<u64>,

@@ -178,10 +178,10 @@ async fn back_up(
     let mut pipeline = Pipeline::new(
         svc.cloud.clone(),
         cmd.job_id.clone(),
-        svc.rt.throttle.clone(),
+        svc.throttle.clone(),
         progress.stats.clone(),
     );
-    pipeline.metrics = Some(svc.rt.clone());
+    pipeline.metrics = Some(svc.metrics.clone());
     pipeline.zstd_level = svc.zstd_level;
     let mut manifests = Vec::with_capacity(hw.disks.len());
     for disk in &hw.disks {

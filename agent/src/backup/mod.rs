@@ -39,8 +39,9 @@ use vsphere_client::disk_io::{DatastoreTransport, DiskTransport};
 use crate::cloud::CloudClient;
 use crate::hypervisor::HypervisorLink;
 use crate::jobs::{JobId, JobKind, JobOutcome, JobRunner};
-use crate::runtime::Runtime;
-use crate::state::OutboxItem;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::state::{OutboxItem, Store};
 
 /// Name prefix of the snapshots backups take; leftovers are found by it.
 pub const SNAPSHOT_PREFIX: &str = "bgw-backup-";
@@ -51,7 +52,13 @@ pub type TransportFactory =
 
 /// Everything backup and restore jobs need. One per daemon.
 pub struct BackupService {
-    pub rt: Arc<Runtime>,
+    /// Snapshots taken and outcomes reported, so a restart finds what was left.
+    pub store: Store,
+    /// Job outcomes for the cloud.
+    pub outbox: Arc<Outbox>,
+    /// Chunk uploads draw from the shared upload throttle.
+    pub throttle: bgw_scheduler::throttle::Throttle,
+    pub metrics: Arc<Metrics>,
     pub cloud: CloudClient,
     pub jobs: JobRunner,
     pub link: Arc<dyn HypervisorLink>,
@@ -65,17 +72,33 @@ pub struct BackupService {
     pub zstd_level: i32,
 }
 
+/// What the daemon hands [`BackupService::new`].
+pub struct BackupParts {
+    pub store: Store,
+    pub outbox: Arc<Outbox>,
+    pub throttle: bgw_scheduler::throttle::Throttle,
+    pub metrics: Arc<Metrics>,
+    pub cloud: CloudClient,
+    pub jobs: JobRunner,
+    pub link: Arc<dyn HypervisorLink>,
+}
+
 impl BackupService {
-    pub fn new(
-        rt: Arc<Runtime>,
-        cloud: CloudClient,
-        jobs: JobRunner,
-        link: Arc<dyn HypervisorLink>,
-        agent_id: &str,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    pub fn new(parts: BackupParts, agent_id: &str, shutdown: CancellationToken) -> Arc<Self> {
+        let BackupParts {
+            store,
+            outbox,
+            throttle,
+            metrics,
+            cloud,
+            jobs,
+            link,
+        } = parts;
         Arc::new(BackupService {
-            rt,
+            store,
+            outbox,
+            throttle,
+            metrics,
             cloud,
             jobs,
             link,
@@ -147,13 +170,8 @@ impl BackupService {
     }
 
     fn report(&self, complete: JobComplete) {
-        match self
-            .rt
-            .store
-            .push_outbox(&OutboxItem::JobComplete(complete))
-        {
-            Ok(_) => self.rt.outbox_changed.notify_one(),
-            Err(e) => tracing::error!(error = %e, "cannot queue a job's outcome"),
+        if let Err(e) = self.outbox.push(&OutboxItem::JobComplete(complete)) {
+            tracing::error!(error = %e, "cannot queue a job's outcome");
         }
     }
 
@@ -165,7 +183,7 @@ impl BackupService {
     }
 
     fn report_interrupted(&self) {
-        let Ok(tree) = self.rt.store.tree("backup_reported") else {
+        let Ok(tree) = self.store.tree("backup_reported") else {
             return;
         };
         for job in self.jobs.list().unwrap_or_default() {

@@ -66,7 +66,7 @@ pub struct Pipeline {
     pub cloud: CloudClient,
     pub job_id: String,
     pub throttle: bgw_scheduler::throttle::Throttle,
-    pub metrics: Option<Arc<crate::runtime::Runtime>>,
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     pub stats: Arc<Stats>,
     pub zstd_level: i32,
     /// Chunks this job has asked about (sent, or known to the cloud).
@@ -325,8 +325,8 @@ impl Pipeline {
                 spent(&self.stats.upload_us, started);
                 self.stats.sent.fetch_add(n, Ordering::Relaxed);
                 self.stats.chunks_sent.fetch_add(1, Ordering::Relaxed);
-                if let Some(rt) = &self.metrics {
-                    rt.metrics.uploaded(n);
+                if let Some(metrics) = &self.metrics {
+                    metrics.uploaded(n);
                 }
                 self.count_done(c.index, capacity, chunk_size);
                 Ok(())

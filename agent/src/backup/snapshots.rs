@@ -31,8 +31,7 @@ pub struct Recorded {
 }
 
 fn tree(svc: &BackupService) -> Option<sled::Tree> {
-    svc.rt
-        .store
+    svc.store
         .tree("backup_snapshots")
         .map_err(|e| tracing::error!(error = %e, "cannot open the snapshot records"))
         .ok()

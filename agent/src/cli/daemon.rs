@@ -196,7 +196,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "  sync:         {} (last success {})",
-        or(&report.sync.last_status, "never run"),
+        report.sync.last_status.map_or("never run", |s| s.as_str()),
         or(&report.sync.last_success, "never")
     );
     let limit = |l: Option<u64>| l.map_or("unlimited".to_string(), |b| format!("{b} bit/s"));

@@ -53,7 +53,7 @@ pub fn hypervisor(agent: &AgentView) -> Vec<String> {
         out.push(format!(
             "Last sync:      {} ({})",
             gateway_time(&s.sync.last_success, &s.timezone),
-            or_dash(&s.sync.last_status)
+            s.sync.last_status.map_or("-", |s| s.as_str())
         ));
         if let Some(m) = &s.sync.last_message {
             out.push(format!("                {m}"));

@@ -9,7 +9,7 @@ pub fn render(console: &Console) -> Vec<String> {
         AgentView::Running(_) => "NOT ACTIVATED".to_string(),
         other => agent_line(other),
     };
-    let hypervisor = s.map_or("-".to_string(), |s| s.hypervisor.state.clone());
+    let hypervisor = s.map_or("-".to_string(), |s| s.hypervisor.state.to_string());
     let bandwidth = s.map_or("-".to_string(), |s| {
         format!("{} now", info::rate(s.bandwidth.current_limit_bps))
     });

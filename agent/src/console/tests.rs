@@ -27,12 +27,12 @@ fn status(activated: bool) -> StatusReport {
         hypervisor: HypervisorReport {
             arn: None,
             host: Some("vcenter.example".into()),
-            state: "ONLINE".into(),
+            state: bgw_protocol::heartbeat::HypervisorState::Online,
             message: None,
             property_mappings: 0,
         },
         sync: SyncReport {
-            last_status: Some("SUCCEEDED".into()),
+            last_status: Some(bgw_protocol::metadata::SyncStatus::Succeeded),
             last_success: Some("2026-01-01T12:00:00Z".into()),
             last_message: None,
             vms: Some(42),

@@ -8,16 +8,19 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::runtime::Runtime;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 
-pub fn router(rt: Arc<Runtime>) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(rt)
+pub fn router(metrics: Arc<Metrics>, outbox: Arc<Outbox>) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state((metrics, outbox))
 }
 
-async fn metrics(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
-    rt.metrics.set_outbox(rt.store.outbox_len());
+async fn render(State((metrics, outbox)): State<(Arc<Metrics>, Arc<Outbox>)>) -> impl IntoResponse {
+    metrics.set_outbox(outbox.len());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        rt.metrics.render(),
+        metrics.render(),
     )
 }

@@ -32,7 +32,7 @@ pub mod sync;
 pub mod trust;
 pub mod watch;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bgw_protocol::commands::{CommandOutcome, TestStage};
@@ -44,10 +44,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::hypervisor::HypervisorLink;
+use crate::hypervisor::{HypervisorEnv, HypervisorLink};
 use crate::hypervisor_board::Generation;
 use crate::jobs::JobRunner;
-use crate::runtime::Runtime;
 use session::Request;
 use trust::TrustStore;
 
@@ -97,10 +96,10 @@ impl Default for LinkOptions {
     }
 }
 
-/// What a sync or the watch works with: the runtime, the hypervisor and the options.
+/// What a sync or the watch works with: where it reports, the hypervisor and the options.
 #[derive(Clone)]
 pub struct Ctx {
-    pub rt: Arc<Runtime>,
+    pub env: HypervisorEnv,
     pub hv: HypervisorConfig,
     pub opts: LinkOptions,
     /// The connection generation this context reports under (see [`HypervisorBoard`]).
@@ -171,18 +170,18 @@ impl Drop for VcenterLink {
 impl HypervisorLink for VcenterLink {
     fn apply(
         &self,
-        rt: Arc<Runtime>,
+        env: HypervisorEnv,
         jobs: JobRunner,
         config: Option<HypervisorConfig>,
     ) -> BoxFuture<'static, ()> {
         let previous = self.stop_running();
-        let trust = TrustStore::new(rt.store.clone());
+        let trust = TrustStore::new(env.store.clone());
         *self.trust.lock().expect("link lock") = Some(trust.clone());
         *self.config.lock().expect("link lock") = config.clone();
         *self.jobs.lock().expect("link lock") = Some(jobs.clone());
         // From here on the replaced connection's reports are dropped.
         let Some(hv) = config else {
-            rt.hypervisor.begin(HypervisorStatus::default());
+            env.board.begin(HypervisorStatus::default());
             return Box::pin(async move {
                 if let Some(previous) = previous {
                     await_stopped(previous).await;
@@ -190,7 +189,7 @@ impl HypervisorLink for VcenterLink {
             });
         };
         tracing::info!(hypervisor = %hv.hypervisor_arn, host = %hv.host, "hypervisor configured");
-        let generation = rt.hypervisor.begin(HypervisorStatus {
+        let generation = env.board.begin(HypervisorStatus {
             hypervisor_arn: Some(hv.hypervisor_arn.clone()),
             state: bgw_protocol::heartbeat::HypervisorState::Pending,
             message: Some("connecting".into()),
@@ -198,7 +197,7 @@ impl HypervisorLink for VcenterLink {
         let (tx, rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let ctx = Ctx {
-            rt,
+            env,
             hv: hv.clone(),
             opts: self.opts.clone(),
             generation,
@@ -282,7 +281,7 @@ impl HypervisorLink for VcenterLink {
 
     fn sync_now(
         &self,
-        rt: Arc<Runtime>,
+        env: HypervisorEnv,
         hypervisor_arn: String,
     ) -> BoxFuture<'static, CommandOutcome> {
         let running = self.running.lock().expect("link lock");
@@ -310,7 +309,7 @@ impl HypervisorLink for VcenterLink {
                     });
                 };
                 let ctx = Ctx {
-                    rt,
+                    env,
                     hv: HypervisorConfig {
                         hypervisor_arn,
                         host: String::new(),

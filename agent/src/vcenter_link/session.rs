@@ -109,11 +109,11 @@ fn set_state(ctx: &Ctx, state: HypervisorState, message: Option<String>) {
         state,
         message,
     };
-    if !ctx.rt.hypervisor.report(ctx.generation, status) {
+    if !ctx.env.board.report(ctx.generation, status) {
         return;
     }
     if state != HypervisorState::Online {
-        ctx.rt.metrics.error(match state {
+        ctx.env.metrics.error(match state {
             HypervisorState::Offline => "hypervisor_offline",
             _ => "hypervisor_error",
         });

@@ -17,7 +17,6 @@ use vsphere_client::{Client, Vm};
 
 use super::records::{self, Problem};
 use super::Ctx;
-use crate::runtime::SyncSummary;
 use crate::state::OutboxItem;
 
 pub use super::known::Known;
@@ -83,7 +82,7 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
         {
             report_status(ctx, &sync_id, SyncStatus::Failed, Some(message.clone()));
         }
-        finish(ctx, "FAILED", Some(message), None, started);
+        finish(ctx, SyncStatus::Failed, Some(message), None, started);
         crate::memory::release_free();
         return outcome;
     }
@@ -98,19 +97,27 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
     if let Err(e) = queue_batch(ctx, &mut progress, Vec::new(), Some(outcome.clone())) {
         let message = format!("cannot queue the metadata for upload: {e}");
         report_status(ctx, &sync_id, SyncStatus::Failed, Some(message.clone()));
-        finish(ctx, "FAILED", Some(message.clone()), None, started);
+        finish(
+            ctx,
+            SyncStatus::Failed,
+            Some(message.clone()),
+            None,
+            started,
+        );
         return SyncOutcome::Failed { message };
     }
     let count = progress.vms;
     *known = progress.next_known;
     let (status, message) = match &outcome {
-        SyncOutcome::Succeeded => ("SUCCEEDED", None),
-        SyncOutcome::PartiallyFailed { message } => ("PARTIALLY_FAILED", Some(message.clone())),
-        SyncOutcome::Failed { message } => ("FAILED", Some(message.clone())),
+        SyncOutcome::Succeeded => (SyncStatus::Succeeded, None),
+        SyncOutcome::PartiallyFailed { message } => {
+            (SyncStatus::PartiallyFailed, Some(message.clone()))
+        }
+        SyncOutcome::Failed { message } => (SyncStatus::Failed, Some(message.clone())),
     };
     tracing::info!(
         vms = count,
-        status,
+        status = status.as_str(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "metadata sync queued for upload"
     );
@@ -185,8 +192,7 @@ fn queue_batch(
         removed: Vec::new(),
         complete,
     };
-    ctx.rt.store.push_outbox(&OutboxItem::Metadata(item))?;
-    ctx.rt.outbox_changed.notify_one();
+    ctx.env.outbox.push(&OutboxItem::Metadata(item))?;
     progress.batches += 1;
     Ok(())
 }
@@ -212,17 +218,17 @@ fn report_status(ctx: &Ctx, sync_id: &str, status: SyncStatus, message: Option<S
         sync_id: sync_id.to_string(),
         status,
         message,
-        at: ctx.rt.time.now_utc(),
+        at: ctx.env.time.now_utc(),
     };
-    match ctx.rt.store.push_outbox(&OutboxItem::SyncStatus(report)) {
-        Ok(_) => ctx.rt.outbox_changed.notify_one(),
-        Err(e) => tracing::error!(error = %e, "cannot queue the sync status"),
+    if let Err(e) = ctx.env.outbox.push(&OutboxItem::SyncStatus(report)) {
+        tracing::error!(error = %e, "cannot queue the sync status");
     }
     if status == SyncStatus::Running {
-        let mut summary = ctx.rt.sync.read().expect("runtime lock").clone();
-        summary.last_status = Some("RUNNING".into());
-        summary.last_message = None;
-        if let Err(e) = ctx.rt.set_sync(summary) {
+        let recorded = ctx.env.sync.update(|summary| {
+            summary.last_status = Some(SyncStatus::Running);
+            summary.last_message = None;
+        });
+        if let Err(e) = recorded {
             tracing::warn!(error = %e, "cannot record the sync status");
         }
     }
@@ -233,33 +239,32 @@ fn report_status(ctx: &Ctx, sync_id: &str, status: SyncStatus, message: Option<S
 pub fn report_not_run(ctx: &Ctx, message: String) {
     let sync_id = uuid::Uuid::new_v4().to_string();
     report_status(ctx, &sync_id, SyncStatus::Failed, Some(message.clone()));
-    finish(ctx, "FAILED", Some(message), None, Instant::now());
+    finish(ctx, SyncStatus::Failed, Some(message), None, Instant::now());
 }
 
 fn finish(
     ctx: &Ctx,
-    status: &'static str,
+    status: SyncStatus,
     message: Option<String>,
     vms: Option<u64>,
     started: Instant,
 ) {
-    let rt = &ctx.rt;
-    rt.metrics.sync_finished(status, started.elapsed());
+    let env = &ctx.env;
+    env.metrics
+        .sync_finished(status.as_str(), started.elapsed());
     if let Some(n) = vms {
-        rt.metrics.set_vms(n);
+        env.metrics.set_vms(n);
     }
-    let previous = rt.sync.read().expect("runtime lock").clone();
-    let summary = SyncSummary {
-        last_status: Some(status.to_string()),
-        last_success: if status == "SUCCEEDED" {
-            Some(rt.time.now_utc())
-        } else {
-            previous.last_success
-        },
-        last_message: message,
-        vms: vms.or(previous.vms),
-    };
-    if let Err(e) = rt.set_sync(summary) {
+    let now = env.time.now_utc();
+    let recorded = env.sync.update(|summary| {
+        summary.last_status = Some(status);
+        if status == SyncStatus::Succeeded {
+            summary.last_success = Some(now);
+        }
+        summary.last_message = message;
+        summary.vms = vms.or(summary.vms);
+    });
+    if let Err(e) = recorded {
         tracing::warn!(error = %e, "cannot record the sync outcome");
     }
 }

@@ -128,8 +128,7 @@ pub async fn push(
         removed,
         complete: None,
     };
-    ctx.rt.store.push_outbox(&OutboxItem::Metadata(batch))?;
-    ctx.rt.outbox_changed.notify_one();
+    ctx.env.outbox.push(&OutboxItem::Metadata(batch))?;
     for (moref, _) in &delta.removed {
         known.remove(moref);
     }
