@@ -51,17 +51,17 @@ impl CloudClient {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|e| Error::CaFile {
                     path: path.clone(),
-                    message: e.to_string(),
+                    source: e.into(),
                 })?;
                 let certs =
                     reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::CaFile {
                         path: path.clone(),
-                        message: e.to_string(),
+                        source: e.into(),
                     })?;
                 if certs.is_empty() {
                     return Err(Error::CaFile {
                         path: path.clone(),
-                        message: "no PEM certificate in the file".into(),
+                        source: "no PEM certificate in the file".into(),
                     });
                 }
                 for cert in certs {
@@ -157,22 +157,19 @@ impl CloudClient {
                     request = request.header(name, value);
                 }
             }
-            let response =
-                request
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .map_err(|e| Error::CloudUnreachable {
-                        url: url.clone(),
-                        message: error_chain(&e),
-                    })?;
+            let response = request.body(body.clone()).send().await.map_err(|source| {
+                Error::CloudUnreachable {
+                    url: url.clone(),
+                    source,
+                }
+            })?;
             let status = response.status();
             let bytes = response
                 .bytes()
                 .await
-                .map_err(|e| Error::CloudUnreachable {
+                .map_err(|source| Error::CloudUnreachable {
                     url: url.clone(),
-                    message: error_chain(&e),
+                    source,
                 })?;
             if status.is_success() {
                 return serde_json::from_slice(&bytes)
@@ -282,16 +279,4 @@ impl CloudClient {
         )
         .await
     }
-}
-
-/// `reqwest` errors hide the useful part (connection refused, certificate) in their sources.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -202,12 +202,30 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let bad_value = |key: &str, value: &str, expected: String| {
+            let (key, value) = (key.to_string(), value.to_string());
+            move |source: BoxError| Error::ConfigValue {
+                path: path.to_path_buf(),
+                key,
+                value,
+                expected,
+                source,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|source| Error::ConfigSyntax {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let absolute = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
 
-        let endpoint = url::Url::parse(&raw.cloud.endpoint)
-            .map_err(|e| invalid(format!("cloud.endpoint {:?}: {e}", raw.cloud.endpoint)))?;
+        let endpoint = url::Url::parse(&raw.cloud.endpoint).map_err(|e| {
+            bad_value(
+                "cloud.endpoint",
+                &raw.cloud.endpoint,
+                "an https:// URL".into(),
+            )(e.into())
+        })?;
         if endpoint.scheme() != "https" {
             return Err(invalid(format!(
                 "cloud.endpoint {:?}: must be an https:// URL (credentials travel over it)",
@@ -252,10 +270,12 @@ impl Config {
         })?;
         let addr = |key: &str, value: Option<String>, default: &str| -> Result<SocketAddr> {
             let value = value.unwrap_or_else(|| default.to_string());
-            value.parse().map_err(|_| {
-                invalid(format!(
-                    "{key} {value:?}: expected an IP address and port, e.g. {default}"
-                ))
+            value.parse().map_err(|e: std::net::AddrParseError| {
+                bad_value(
+                    key,
+                    &value,
+                    format!("an IP address and port, e.g. {default}"),
+                )(e.into())
             })
         };
         let activation_listen = addr(
@@ -265,8 +285,9 @@ impl Config {
         )?;
         let duration = |key: &str, value: Option<String>, default: &str, min: u64, max: u64| {
             let text = value.unwrap_or_else(|| default.to_string());
-            let d = humantime::parse_duration(&text)
-                .map_err(|e| invalid(format!("{key} {text:?}: {e} (e.g. \"{default}\")")))?;
+            let d = humantime::parse_duration(&text).map_err(|e| {
+                bad_value(key, &text, format!("a duration such as {default:?}"))(e.into())
+            })?;
             if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
                 return Err(invalid(format!(
                     "{key} {text:?}: must be between {} and {}",

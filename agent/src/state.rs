@@ -97,15 +97,18 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`, with owner-only permissions.
     pub fn open(dir: &Path) -> Result<Self> {
-        let open_err = |message: String| Error::StateOpen {
-            path: dir.to_path_buf(),
-            message,
+        let dir_err = |what: &'static str| {
+            move |source| Error::StateDir {
+                path: dir.to_path_buf(),
+                what,
+                source,
+            }
         };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(dir_err("create"))?;
         let db_path = dir.join("db");
         let db = sled::Config::new()
             .path(&db_path)
@@ -114,12 +117,11 @@ impl Store {
             .cache_capacity(2 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()
-            .map_err(|e| {
-                open_err(format!(
-                    "{e} (another bgw-agent may be running with this state_dir)"
-                ))
+            .map_err(|source| Error::StateOpen {
+                path: dir.to_path_buf(),
+                source,
             })?;
-        restrict_permissions(dir).map_err(|e| open_err(format!("cannot set permissions: {e}")))?;
+        restrict_permissions(dir).map_err(dir_err("set the permissions of"))?;
         let tree = |name: &str| {
             db.open_tree(name).map_err(|source| Error::State {
                 what: "open tree",

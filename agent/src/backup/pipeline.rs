@@ -220,7 +220,10 @@ impl Pipeline {
                             (hash, data)
                         })
                         .await
-                        .map_err(|e| Error::Job(format!("hashing failed: {e}")))?;
+                        .map_err(|source| Error::Worker {
+                            what: "hashing",
+                            source,
+                        })?;
                         Ok::<_, Error>(Chunk { index, hash, data })
                     }
                 })
@@ -313,7 +316,10 @@ impl Pipeline {
                     frame
                 })
                 .await
-                .map_err(|e| Error::Job(format!("compression failed: {e}")))?
+                .map_err(|source| Error::Worker {
+                    what: "compression",
+                    source,
+                })?
                 .map_err(|source| Error::Io {
                     what: "compressing a chunk".into(),
                     source,

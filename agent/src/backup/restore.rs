@@ -354,5 +354,8 @@ async fn fetch(svc: &BackupService, hash: ChunkHash, len: u64) -> Result<Bytes> 
         Ok(Bytes::from(raw))
     })
     .await
-    .map_err(|e| Error::Job(format!("decompression failed: {e}")))?
+    .map_err(|source| Error::Worker {
+        what: "decompression",
+        source,
+    })?
 }

@@ -43,7 +43,10 @@ pub fn code(err: &anyhow::Error) -> u8 {
 /// The code for an agent error.
 pub fn code_of(err: &Error) -> u8 {
     match err {
-        Error::ConfigRead { .. } | Error::ConfigInvalid { .. } => CONFIG,
+        Error::ConfigRead { .. }
+        | Error::ConfigInvalid { .. }
+        | Error::ConfigSyntax { .. }
+        | Error::ConfigValue { .. } => CONFIG,
         Error::AdminUnreachable { .. } => AGENT_UNREACHABLE,
         Error::NotActivated => NOT_ACTIVATED,
         e if e.is_transient() => TEMPORARY,
@@ -53,8 +56,25 @@ pub fn code_of(err: &Error) -> u8 {
 
 /// Prints `err` on stderr and turns it into its exit code.
 pub fn report(err: anyhow::Error) -> ExitCode {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", describe(&err));
     ExitCode::from(code(&err))
+}
+
+/// `err` and its causes, `: `-separated, leaving out a cause whose text the message before
+/// it already shows (most of the agent's messages name their cause).
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -68,6 +88,32 @@ mod tests {
             message: "bad".into(),
         });
         assert_eq!(code(&config), CONFIG);
+        // Every way a configuration file can be wrong exits with the configuration code.
+        let dir = tempfile::tempdir().unwrap();
+        for text in [
+            "[cloud",                                                    // not TOML
+            "[cloud]\nendpoint = \"not a url\"\nregion = \"us-east-1\"", // a bad value
+            "[cloud]\nendpoint = \"http://x\"\nregion = \"us-east-1\"",  // breaks a rule
+        ] {
+            let path = dir.path().join("agent.toml");
+            std::fs::write(&path, text).unwrap();
+            let err = crate::Config::load(&path).unwrap_err();
+            assert_eq!(code_of(&err), CONFIG, "{err}");
+        }
+        let missing = crate::Config::load(&dir.path().join("missing.toml")).unwrap_err();
+        assert_eq!(code_of(&missing), CONFIG, "{missing}");
+        // The cause travels with the error (`{err:#}` prints it).
+        let read_failed =
+            anyhow::Error::from(crate::Config::load(&dir.path().join("missing.toml")).unwrap_err());
+        assert!(read_failed.chain().count() > 1, "{read_failed:#}");
+        // ... and is printed once.
+        let io = std::io::Error::from_raw_os_error(2).to_string(); // ENOENT
+        let shown = describe(&read_failed.context("starting"));
+        assert_eq!(shown.matches(&io).count(), 1, "{shown}");
+        assert!(
+            shown.starts_with("starting: cannot read configuration file"),
+            "{shown}"
+        );
         assert_eq!(
             code(&anyhow::Error::from(Error::NotActivated)),
             NOT_ACTIVATED

@@ -12,7 +12,7 @@ use bgw_protocol::{ErrorBody, ErrorCode};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{error_chain, CloudClient, REQUEST_TIMEOUT};
+use super::{CloudClient, REQUEST_TIMEOUT};
 use crate::error::{Error, Result};
 
 /// A chunk download may take this long (a restore is not throttled, but the link may be slow).
@@ -87,9 +87,9 @@ impl CloudClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| Error::CloudUnreachable {
+            .map_err(|source| Error::CloudUnreachable {
                 url: url.clone(),
-                message: error_chain(&e),
+                source,
             })?;
         self.answer(paths::CHUNKS_PREFIX, &url, response).await
     }
@@ -107,10 +107,13 @@ impl CloudClient {
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(|e| Error::CloudUnreachable {
-            url: url.clone(),
-            message: error_chain(&e),
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|source| Error::CloudUnreachable {
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status();
         let raw_len = response
             .headers()
@@ -120,9 +123,9 @@ impl CloudClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| Error::CloudUnreachable {
+            .map_err(|source| Error::CloudUnreachable {
                 url: url.clone(),
-                message: error_chain(&e),
+                source,
             })?;
         if status.is_success() {
             return Ok((bytes, raw_len));
@@ -173,9 +176,9 @@ impl CloudClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| Error::CloudUnreachable {
+            .map_err(|source| Error::CloudUnreachable {
                 url: url.to_string(),
-                message: error_chain(&e),
+                source,
             })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
