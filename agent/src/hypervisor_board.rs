@@ -6,6 +6,7 @@
 //! under, and a report from an older generation is dropped. A connection that is being
 //! replaced therefore cannot overwrite its successor's `ONLINE` with its own end.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use bgw_protocol::heartbeat::HypervisorStatus;
@@ -30,6 +31,7 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct HypervisorBoard {
     slot: RwLock<Slot>,
+    dropped: AtomicU64,
 }
 
 impl HypervisorBoard {
@@ -55,11 +57,17 @@ impl HypervisorBoard {
         Generation(slot.generation)
     }
 
+    /// How many reports of replaced connections were dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Records `status` if `generation` is still the current one. Returns whether it was
     /// recorded.
     pub fn report(&self, generation: Generation, status: HypervisorStatus) -> bool {
         let mut slot = self.slot.write().expect("hypervisor board lock");
         if slot.generation != generation.0 {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 stale = generation.0,
                 current = slot.generation,
@@ -101,6 +109,7 @@ mod tests {
         let shown = board.current();
         assert_eq!(shown.state, HypervisorState::Online);
         assert_eq!(shown.message.as_deref(), Some("new"));
+        assert_eq!(board.dropped(), 1);
     }
 
     #[test]

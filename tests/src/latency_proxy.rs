@@ -55,6 +55,8 @@ struct Shared {
 #[derive(Default)]
 struct Conn {
     delay_us: AtomicU64,
+    /// Bytes the client has sent so far.
+    from_client: AtomicU64,
     closed: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -117,6 +119,15 @@ impl LatencyProxy {
         )
     }
 
+    /// Bytes clients have sent on every connection since the start.
+    pub fn client_bytes(&self) -> u64 {
+        let conns = self.shared.conns.lock().expect("proxy lock");
+        conns
+            .iter()
+            .map(|c| c.from_client.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// How many connections were accepted since the start.
     pub fn accepted(&self) -> usize {
         self.shared.conns.lock().expect("proxy lock").len()
@@ -159,6 +170,26 @@ impl Connections {
     pub fn all_closed(&self) -> bool {
         self.0.iter().all(|c| c.closed.load(Ordering::Relaxed))
     }
+
+    /// Bytes the clients of these connections have sent so far: it grows when a request is
+    /// sent, also while its answer is being held back.
+    pub fn client_bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|c| c.from_client.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Drops these connections at once, both sides, with whatever answers were held back:
+    /// the client sees its server go away mid-answer.
+    pub fn close(&self) {
+        for c in &self.0 {
+            if let Some(task) = c.task.lock().expect("proxy lock").take() {
+                task.abort();
+            }
+            c.closed.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 async fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>) {
@@ -194,9 +225,20 @@ async fn forward(client: TcpStream, upstream: SocketAddr, conn: Arc<Conn>) {
     let _ = server.set_nodelay(true);
     let (mut client_read, mut client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
+    let counted = conn.clone();
     let requests = async move {
         let mut server_write = server_write;
-        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = client_read.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            counted.from_client.fetch_add(n as u64, Ordering::Relaxed);
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
         let _ = server_write.shutdown().await;
     };
     let answers = async move {
@@ -307,6 +349,27 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(proxy.open_connections().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn held_answers_are_dropped_with_the_connection() {
+        let proxy = LatencyProxy::start(echo_server().await).await.unwrap();
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        round_trip(&mut s, b"up").await;
+        let held = proxy.open_connections();
+        held.set_delay(Duration::from_secs(3600));
+        let before = held.client_bytes();
+        s.write_all(b"never answered").await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while held.client_bytes() < before + 14 {
+            assert!(std::time::Instant::now() < deadline, "request not seen");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        held.close();
+        assert!(held.all_closed());
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "the held answer was dropped");
     }
 
     #[tokio::test]

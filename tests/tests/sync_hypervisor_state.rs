@@ -8,6 +8,11 @@
 //! use is made slow, so the replaced connection's sync and logout end well after its
 //! successor (on fresh, fast connections) is up. That is the order a real vCenter under
 //! load produces and a local vcsim never does.
+//!
+//! Slow answers make the late report likely, not certain: the replaced connection usually
+//! stops within the link's bound. `agent/tests/hypervisor_fencing.rs` forces the order (the
+//! replaced connection is stuck past the bound and reports after its successor is online)
+//! and fails whenever the fencing is missing.
 
 mod sync_support;
 
