@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::CloudTime;
 use crate::config_channel::ConfigChannel;
+use crate::gateway_zone::GatewayZone;
 use crate::metrics::Metrics;
 use crate::status::bandwidth_schedule;
 
@@ -26,23 +27,23 @@ impl WallClock for CloudWallClock {
     }
 }
 
-fn zoned(config: &ConfigChannel, tz: chrono_tz::Tz) -> ZonedSchedule {
+fn zoned(config: &ConfigChannel, tz: &GatewayZone) -> ZonedSchedule {
     ZonedSchedule {
         schedule: bandwidth_schedule(&config.borrow()),
-        tz,
+        tz: tz.get(),
     }
 }
 
-/// Keeps `throttle` following the configured schedule, read in `tz` on the cloud-corrected
-/// clock `time`, until `shutdown`.
+/// Keeps `throttle` following the configured schedule, read in the gateway's zone `tz` (which
+/// may change while it runs) on the cloud-corrected clock `time`, until `shutdown`.
 pub async fn run(
     config: Arc<ConfigChannel>,
     throttle: Throttle,
     time: CloudTime,
-    tz: chrono_tz::Tz,
+    tz: GatewayZone,
     shutdown: CancellationToken,
 ) {
-    let (tx, rx) = watch::channel(zoned(&config, tz));
+    let (tx, rx) = watch::channel(zoned(&config, &tz));
     let follower = tokio::spawn(follow_schedule(
         throttle,
         rx,
@@ -50,14 +51,20 @@ pub async fn run(
         shutdown.clone(),
     ));
     let mut configs = config.subscribe();
+    let mut zones = tz.subscribe();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = configs.changed() => {
+            changed = async {
+                tokio::select! {
+                    c = configs.changed() => c,
+                    z = zones.changed() => z,
+                }
+            } => {
                 if changed.is_err() {
                     break;
                 }
-                let next = zoned(&config, tz);
+                let next = zoned(&config, &tz);
                 tx.send_if_modified(|current| {
                     if *current == next {
                         false
@@ -124,7 +131,7 @@ mod tests {
             config.clone(),
             throttle.clone(),
             time,
-            chrono_tz::Europe::Paris,
+            GatewayZone::new(chrono_tz::Europe::Paris),
             shutdown.clone(),
         ));
         rate_becomes(&throttle, None).await;

@@ -208,6 +208,24 @@ impl CloudClient {
         unreachable!("the loop returns on its second pass")
     }
 
+    /// One unsigned HTTPS request to the endpoint: any HTTP answer means DNS, the connection
+    /// (through the proxy, if any) and the TLS handshake with a trusted certificate all worked.
+    pub async fn probe(&self, timeout: Duration) -> Result<u16> {
+        let url = self.url("/");
+        let response = self
+            .http
+            .get(&url)
+            .timeout(timeout)
+            .header("host", &self.host_header)
+            .send()
+            .await
+            .map_err(|source| Error::CloudUnreachable {
+                url: url.clone(),
+                source,
+            })?;
+        Ok(response.status().as_u16())
+    }
+
     pub async fn request_activation_key(
         &self,
         request: &ActivationRequest,

@@ -27,7 +27,7 @@ pub struct ConfigPull {
     pub hypervisor: Arc<dyn HypervisorLink>,
     pub hypervisor_env: HypervisorEnv,
     pub jobs: JobRunner,
-    pub timezone: chrono_tz::Tz,
+    pub timezone: crate::gateway_zone::GatewayZone,
 }
 
 pub async fn run(task: ConfigPull, shutdown: CancellationToken) {
@@ -57,7 +57,8 @@ pub async fn run(task: ConfigPull, shutdown: CancellationToken) {
                     continue;
                 }
                 let hypervisor_changed = task.config.borrow().hypervisor != config.hypervisor;
-                let limit = bandwidth_schedule(&config).limit_at(env.time.now_utc(), task.timezone);
+                let limit =
+                    bandwidth_schedule(&config).limit_at(env.time.now_utc(), task.timezone.get());
                 env.metrics.set_bandwidth_limit(limit);
                 tracing::info!(
                     version = config.version,

@@ -76,7 +76,7 @@ pub async fn run_with(
     let identity = store.identity(&mut rand::rngs::StdRng::from_entropy())?;
     let time = CloudTime::new(components.clock.clone());
     let cloud = CloudClient::new(&config.cloud, time.clone())?;
-    let timezone = config.gateway.timezone;
+    let timezone = crate::gateway_zone::GatewayZone::new(config.gateway.timezone);
     let started = Instant::now();
 
     // What the tasks share; each task is handed the pieces it uses.
@@ -160,7 +160,7 @@ pub async fn run_with(
                 sync: sync.clone(),
                 outbox: outbox.clone(),
                 time: time.clone(),
-                timezone,
+                timezone: timezone.clone(),
                 started,
             },
             activation: activation.clone(),
@@ -187,7 +187,7 @@ pub async fn run_with(
         applied.clone(),
         throttle.clone(),
         time.clone(),
-        timezone,
+        timezone.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(crate::memory::trim_periodically(shutdown.clone()));
@@ -202,7 +202,7 @@ pub async fn run_with(
             metrics: metrics.clone(),
             time: time.clone(),
             host,
-            timezone,
+            timezone: timezone.clone(),
             started,
             interval: config.gateway.heartbeat_interval,
         };
@@ -226,7 +226,7 @@ pub async fn run_with(
             hypervisor: components.hypervisor.clone(),
             hypervisor_env,
             jobs: jobs.clone(),
-            timezone,
+            timezone: timezone.clone(),
         };
         let delivery = OutboxTask {
             outbox: outbox.clone(),

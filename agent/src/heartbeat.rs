@@ -31,7 +31,7 @@ pub struct HeartbeatTask {
     pub metrics: Arc<Metrics>,
     pub time: CloudTime,
     pub host: HostFacts,
-    pub timezone: chrono_tz::Tz,
+    pub timezone: crate::gateway_zone::GatewayZone,
     pub started: Instant,
     pub interval: Duration,
 }
@@ -88,7 +88,7 @@ fn build(task: &HeartbeatTask) -> Heartbeat {
     let host = &task.host;
     let config = task.config.current();
     let now = task.time.now_utc();
-    let limit = bandwidth_schedule(&config).limit_at(now, task.timezone);
+    let limit = bandwidth_schedule(&config).limit_at(now, task.timezone.get());
     task.metrics.set_bandwidth_limit(limit);
     let mut hypervisor = task.hypervisor.current();
     if hypervisor.hypervisor_arn.is_none() {
@@ -99,7 +99,7 @@ fn build(task: &HeartbeatTask) -> Heartbeat {
         hostname: host.hostname.clone(),
         ip_addresses: host.ip_addresses.clone(),
         mac_addresses: host.mac_addresses.clone(),
-        timezone: task.timezone.name().to_string(),
+        timezone: task.timezone.get().name().to_string(),
         uptime_seconds: task.started.elapsed().as_secs(),
         interval_seconds: task.interval.as_secs().max(1),
         resources: host.resources.clone(),

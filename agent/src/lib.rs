@@ -28,6 +28,7 @@ pub mod console;
 pub mod daemon;
 pub mod endpoints;
 pub mod error;
+pub mod gateway_zone;
 pub mod heartbeat;
 pub mod host;
 pub mod hypervisor;

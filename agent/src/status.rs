@@ -6,7 +6,8 @@ use bgw_scheduler::maintenance::MaintenanceStartTime;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use crate::admin::types::{
-    BandwidthReport, CloudStatus, HypervisorReport, MaintenanceReport, StatusReport, SyncReport,
+    BandwidthReport, CloudStatus, HypervisorReport, MaintenanceReport, ScheduleInterval,
+    StatusReport, SyncReport,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +31,7 @@ pub struct StatusSources {
     pub sync: Arc<SyncBoard>,
     pub outbox: Arc<Outbox>,
     pub time: CloudTime,
-    pub timezone: chrono_tz::Tz,
+    pub timezone: crate::gateway_zone::GatewayZone,
     pub started: Instant,
 }
 
@@ -78,7 +79,7 @@ impl StatusReport {
         let activated = src.link.activated();
         let config = src.config.current();
         let schedule = bandwidth_schedule(&config);
-        let tz = src.timezone;
+        let tz = src.timezone.get();
         let next = schedule.next_change_after(now, tz);
         let hypervisor = src.hypervisor.current();
         let sync = src.sync.current();
@@ -116,18 +117,30 @@ impl StatusReport {
                     .hypervisor
                     .as_ref()
                     .map_or(0, |h| h.property_mappings.len()),
+                thumbprint: None,
             },
             sync: SyncReport {
                 last_status: sync.last_status,
                 last_success: sync.last_success.map(rfc3339),
                 last_message: sync.last_message,
                 vms: sync.vms,
+                esxi_hosts: sync.esxi_hosts,
             },
             bandwidth: BandwidthReport {
                 current_limit_bps: schedule.limit_at(now, tz),
                 next_change_at: next.map(|(at, _)| rfc3339(at)),
                 next_limit_bps: next.and_then(|(_, limit)| limit),
                 intervals: schedule.intervals().len(),
+                schedule: schedule
+                    .intervals()
+                    .iter()
+                    .map(|i| ScheduleInterval {
+                        days_of_week: i.days_of_week.clone(),
+                        start: format!("{:02}:{:02}", i.start_hour, i.start_minute),
+                        end: format!("{:02}:{:02}", i.end_hour, i.end_minute),
+                        limit_bps: i.average_upload_rate_limit_bps,
+                    })
+                    .collect(),
             },
             maintenance: MaintenanceReport {
                 next_window_start: maintenance_start(&config)

@@ -16,6 +16,9 @@ pub struct SyncSummary {
     pub last_success: Option<DateTime<Utc>>,
     pub last_message: Option<String>,
     pub vms: Option<u64>,
+    /// The ESXi hosts of the last full listing.
+    #[serde(default)]
+    pub esxi_hosts: Vec<String>,
 }
 
 /// Store key of the persisted [`SyncSummary`].

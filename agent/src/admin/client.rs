@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::types::{
     CancelAnswer, JobsAnswer, KeyAnswer, KeyRequest, RetrustAnswer, RetrustRequest, StatusReport,
+    TimezoneAnswer, TimezoneRequest,
 };
 use crate::config::Config;
 use crate::endpoints::{BoundEndpoints, ENDPOINTS_FILE};
@@ -90,6 +91,18 @@ impl AdminClient {
             "POST /vcenter/retrust",
             "/vcenter/retrust",
             &RetrustRequest { host },
+        )
+        .await
+    }
+
+    /// Switches the running agent to the IANA time zone `zone`.
+    pub async fn set_timezone(&self, zone: &str) -> Result<TimezoneAnswer> {
+        self.post_json(
+            "POST /timezone",
+            "/timezone",
+            &TimezoneRequest {
+                timezone: zone.to_string(),
+            },
         )
         .await
     }

@@ -8,6 +8,7 @@
 //! | `POST /jobs/{id}/cancel` | [`CancelAnswer`] |
 //! | `POST /activation-key` [`KeyRequest`] | [`KeyAnswer`] (HTTP status of the failure) |
 //! | `POST /vcenter/retrust` [`RetrustRequest`] | [`RetrustAnswer`] |
+//! | `POST /timezone` [`TimezoneRequest`] | [`TimezoneAnswer`] (400 for an unknown zone) |
 //! | `GET /health` | `ok` |
 //!
 //! Only the daemon opens the state store; everything else asks it through [`AdminClient`],
@@ -22,4 +23,5 @@ pub use client::{admin_addr, AdminClient};
 pub use server::{router, AdminState};
 pub use types::{
     CancelAnswer, JobsAnswer, KeyAnswer, KeyRequest, RetrustAnswer, RetrustRequest, StatusReport,
+    TimezoneAnswer, TimezoneRequest,
 };

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 
 use super::types::{
     CancelAnswer, JobsAnswer, KeyAnswer, KeyRequest, RetrustAnswer, RetrustRequest, StatusReport,
+    TimezoneAnswer, TimezoneRequest,
 };
 use crate::activation::Activation;
 use crate::jobs::{JobId, JobRunner};
@@ -35,16 +36,20 @@ pub fn router(state: AdminState) -> Router {
         .route("/jobs/{id}/cancel", post(cancel_job))
         .route("/health", get(|| async { "ok\n" }))
         .route("/vcenter/retrust", post(retrust))
+        .route("/timezone", post(timezone))
         .with_state(state)
 }
 
 async fn status(State(s): State<AdminState>) -> Json<StatusReport> {
-    Json(StatusReport::collect(
-        &s.status,
-        &s.endpoint,
-        &s.region,
-        s.status.time.now_utc(),
-    ))
+    let mut report =
+        StatusReport::collect(&s.status, &s.endpoint, &s.region, s.status.time.now_utc());
+    report.hypervisor.thumbprint = report
+        .hypervisor
+        .host
+        .as_deref()
+        .and_then(|host| s.trust.pinned(host))
+        .map(|t| t.to_string());
+    Json(report)
 }
 
 async fn jobs(State(s): State<AdminState>) -> Response {
@@ -79,6 +84,34 @@ async fn retrust(
             error: Some(e.to_string()),
         },
     })
+}
+
+/// Switches the running agent to another time zone (the console saves it in the
+/// configuration file first, so it survives a restart).
+async fn timezone(State(s): State<AdminState>, Json(req): Json<TimezoneRequest>) -> Response {
+    match req.timezone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => {
+            let previous = s.status.timezone.set(tz);
+            Json(TimezoneAnswer {
+                timezone: Some(tz.name().to_string()),
+                previous: Some(previous.name().to_string()),
+                error: None,
+            })
+            .into_response()
+        }
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            Json(TimezoneAnswer {
+                timezone: None,
+                previous: None,
+                error: Some(format!(
+                    "{:?} is not an IANA time zone (e.g. Europe/Paris, UTC)",
+                    req.timezone
+                )),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 async fn activation_key(State(s): State<AdminState>, Json(req): Json<KeyRequest>) -> Response {

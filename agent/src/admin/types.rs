@@ -45,6 +45,10 @@ pub struct HypervisorReport {
     /// How many VMware-tag-to-AWS-tag mappings the applied configuration holds.
     #[serde(default)]
     pub property_mappings: usize,
+    /// SHA-256 thumbprint of the vCenter certificate the agent trusts (recorded at the first
+    /// connection), hex pairs separated by colons.
+    #[serde(default)]
+    pub thumbprint: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +58,9 @@ pub struct SyncReport {
     pub last_success: Option<String>,
     pub last_message: Option<String>,
     pub vms: Option<u64>,
+    /// The ESXi hosts the VMs ran on at the last full sync.
+    #[serde(default)]
+    pub esxi_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +70,22 @@ pub struct BandwidthReport {
     pub next_change_at: Option<String>,
     pub next_limit_bps: Option<u64>,
     pub intervals: usize,
+    /// The whole schedule, in the gateway's time zone.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleInterval>,
+}
+
+/// One interval of the bandwidth schedule (gateway time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleInterval {
+    /// 0 = Sunday.
+    pub days_of_week: Vec<u8>,
+    /// `HH:MM`.
+    pub start: String,
+    /// `HH:MM`, inclusive.
+    pub end: String,
+    /// `null` = unlimited.
+    pub limit_bps: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,5 +132,19 @@ pub struct RetrustRequest {
 pub struct RetrustAnswer {
     /// The hosts whose thumbprint was forgotten.
     pub forgotten: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// `POST /timezone`: the gateway's new IANA time zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimezoneRequest {
+    pub timezone: String,
+}
+
+/// Answer to `POST /timezone` (400 with `error` for a name that is not an IANA zone).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimezoneAnswer {
+    pub timezone: Option<String>,
+    pub previous: Option<String>,
     pub error: Option<String>,
 }

@@ -63,6 +63,20 @@ pub fn hypervisor(agent: &AgentView) -> Vec<String> {
             s.sync.vms.map_or("-".into(), |v| v.to_string())
         ));
         out.push(format!("Tag mappings:   {}", h.property_mappings));
+        match &h.thumbprint {
+            // 32 hex pairs do not fit one line: two of 16.
+            Some(t) if t.len() > 48 => {
+                out.push(format!(
+                    "Certificate:    SHA-256 {}",
+                    &t[..48].trim_end_matches(':')
+                ));
+                out.push(format!("                        {}", &t[48..]));
+            }
+            Some(t) => out.push(format!("Certificate:    SHA-256 {t}")),
+            None => {
+                out.push("Certificate:    no thumbprint recorded yet (first connection)".into())
+            }
+        }
         out.push(String::new());
         out.push("1: Re-trust the vCenter certificate (after a legitimate replacement:".into());
         out.push("   forgets the recorded thumbprint, trusts the certificate seen next)".into());
@@ -84,12 +98,68 @@ pub fn bandwidth(agent: &AgentView) -> Vec<String> {
             )),
             None => out.push("Next change:    none".into()),
         }
-        out.push(format!("Intervals:      {}", b.intervals));
         out.push(String::new());
-        out.push("The whole schedule in gateway time:".into());
-        out.push("  bgw-agent schedule explain --timezone ZONE --schedule FILE".into());
+        if b.schedule.is_empty() {
+            out.push("Schedule:       none: uploads are unlimited at all times".into());
+        } else {
+            out.push(format!(
+                "Schedule ({} intervals, gateway time; unlimited outside them):",
+                b.intervals
+            ));
+            for i in b.schedule.iter().take(12) {
+                out.push(format!(
+                    "  {:<28} {}-{}  {}",
+                    days(&i.days_of_week),
+                    i.start,
+                    i.end,
+                    rate(i.limit_bps)
+                ));
+            }
+            if b.schedule.len() > 12 {
+                out.push(format!(
+                    "  ... {} more: bgw-agent status --json shows them all",
+                    b.schedule.len() - 12
+                ));
+            }
+        }
     }
     out
+}
+
+/// Days of the week (0 = Sunday) for people: `Mon-Fri`, `Sat Sun`, `every day`.
+pub fn days(list: &[u8]) -> String {
+    const NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    let mut d: Vec<u8> = list.iter().copied().filter(|d| *d < 7).collect();
+    d.sort_unstable();
+    d.dedup();
+    if d.len() == 7 {
+        return "every day".into();
+    }
+    // Runs of consecutive days, Monday first (Sunday ends the week).
+    let order: Vec<u8> = [1, 2, 3, 4, 5, 6, 0]
+        .into_iter()
+        .filter(|x| d.contains(x))
+        .collect();
+    let pos = |x: u8| (x + 6) % 7;
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && pos(order[j + 1]) == pos(order[j]) + 1 {
+            j += 1;
+        }
+        parts.push(if j - i >= 2 {
+            format!("{}-{}", NAMES[order[i] as usize], NAMES[order[j] as usize])
+        } else {
+            order[i..=j]
+                .iter()
+                .map(|x| NAMES[*x as usize])
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        i = j + 1;
+    }
+    parts.join(" ")
 }
 
 pub fn software(agent: &AgentView) -> Vec<String> {
@@ -111,25 +181,4 @@ pub fn software(agent: &AgentView) -> Vec<String> {
         out.push(format!("Agent up for:         {} s", s.uptime_seconds));
     }
     out
-}
-
-pub fn not_available(n: u8) -> Vec<String> {
-    let (title, instead) = match n {
-        2 => (
-            "2: Network configuration",
-            "Edit /etc/systemd/network/*.network, then: networkctl reload",
-        ),
-        3 => (
-            "3: Test network connectivity",
-            "Run: bgw-agent status (shows the last cloud error)",
-        ),
-        5 => ("5: System time", "Run: timedatectl"),
-        _ => ("0: Command prompt", "Log in on another console (Alt+F2)"),
-    };
-    vec![
-        title.to_string(),
-        String::new(),
-        "Not offered by this version of the console.".into(),
-        instead.to_string(),
-    ]
 }

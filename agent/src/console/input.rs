@@ -14,6 +14,9 @@ pub enum Input {
 pub enum Prompt {
     /// A number from `min` to `max`.
     Number { min: u32, max: u32 },
+    /// A line of text of at most `max` characters (addresses, names, commands). A line that is
+    /// exactly `q` goes back; what the text must be is checked by the screen that asked.
+    Text { max: usize, what: &'static str },
     /// Nothing to choose: the screen only shows information.
     BackOnly,
 }
@@ -22,6 +25,7 @@ pub enum Prompt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Number(u32),
+    Text(String),
     Back,
 }
 
@@ -30,6 +34,7 @@ impl Prompt {
     pub fn max_len(self) -> usize {
         match self {
             Prompt::Number { .. } => 4,
+            Prompt::Text { max, .. } => max,
             Prompt::BackOnly => 1,
         }
     }
@@ -43,6 +48,7 @@ impl Prompt {
             Prompt::Number { min, max } => {
                 format!("Type a number ({min}-{max}) and Enter; Esc or q goes back.")
             }
+            Prompt::Text { what, .. } => format!("Type {what} and Enter; Esc goes back."),
             Prompt::BackOnly => "Press Esc or q to go back.".into(),
         }
     }
@@ -51,6 +57,11 @@ impl Prompt {
     pub fn parse(self, line: &str) -> Result<Answer, String> {
         let line = line.trim();
         match self {
+            Prompt::Text { .. } if line == "q" => Ok(Answer::Back),
+            Prompt::Text { what, .. } if line.is_empty() => {
+                Err(format!("Nothing typed: type {what}, or Esc to go back."))
+            }
+            Prompt::Text { .. } => Ok(Answer::Text(line.to_string())),
             Prompt::BackOnly if line.is_empty() || line == "q" => Ok(Answer::Back),
             Prompt::BackOnly => Err(format!(
                 "Nothing to choose here ({}): press Esc or q to go back.",
@@ -79,7 +90,7 @@ impl Prompt {
 }
 
 /// A typed line quoted for a message, cut short.
-fn shown(line: &str) -> String {
+pub fn shown(line: &str) -> String {
     let cut: String = line.chars().take(20).collect();
     format!("\"{cut}\"")
 }

@@ -41,6 +41,7 @@ pub fn answer(console: &mut Console, answer: Answer) -> Action {
             Action::ExportBundle
         }
         Answer::Back => console.back(),
+        Answer::Text(_) => Action::Redraw,
     }
 }
 

@@ -7,11 +7,19 @@
 //! never waited on.
 
 pub mod activation;
+pub mod config_file;
+pub mod connectivity;
 pub mod info;
 pub mod input;
 pub mod logs;
 pub mod menu;
+pub mod netconf;
+pub mod network;
 pub mod resources;
+#[cfg(test)]
+mod settings_tests;
+pub mod shell;
+pub mod systime;
 pub mod term;
 #[cfg(test)]
 mod tests;
@@ -50,13 +58,15 @@ impl AgentView {
 pub enum Screen {
     Main,
     Activation(activation::Step),
+    Network(network::Step),
+    Connectivity,
     Resources,
+    Time(systime::Step),
     Hypervisor,
     Bandwidth,
     Software,
     Logs(logs::Step),
-    /// An entry this build does not offer yet; says what to use instead.
-    NotAvailable(u8),
+    Shell,
 }
 
 /// What the terminal layer must do after an input.
@@ -74,6 +84,22 @@ pub enum Action {
     ExportBundle,
     /// Make the agent forget the recorded vCenter thumbprint (in the background).
     Retrust,
+    /// Read the network configuration and the cloud proxy.
+    LoadNetwork,
+    /// Write the console's systemd-networkd files.
+    WriteNetwork(netconf::Plan),
+    /// Set (or remove) `cloud.proxy` in the agent's configuration.
+    SaveProxy(Option<crate::config::ProxyUrl>),
+    /// Run the connectivity checks.
+    TestConnectivity,
+    /// Read the NTP configuration and state.
+    LoadTime,
+    /// Set the gateway's time zone (configuration file and running agent).
+    SetTimezone(String),
+    /// Write the NTP servers.
+    SaveNtp(Vec<String>),
+    /// Run a diagnostic program of the command prompt.
+    RunProgram(shell::Program),
 }
 
 /// A result of background work, fed back with [`Console::event`].
@@ -84,6 +110,24 @@ pub enum Event {
     Logs(Vec<String>),
     Exported(Result<PathBuf, String>),
     Retrusted(Result<String, String>),
+    Network(network::Snapshot),
+    NetworkSaved(Result<String, String>),
+    /// The checks about to run.
+    Connectivity(connectivity::Run),
+    /// The outcome of the check at `index`.
+    Checked {
+        index: usize,
+        outcome: connectivity::Outcome,
+    },
+    /// The NTP state and the time zone in the configuration file.
+    Time(systime::NtpView, Option<String>),
+    TimeSaved(Result<String, String>),
+    /// A line a program of the command prompt printed.
+    Output(String),
+    /// The program ended (`Err`: why it could not run or was stopped).
+    ProgramDone(Result<(), String>),
+    /// Time passes: progress indicators move, clocks advance.
+    Tick(chrono::DateTime<chrono::Utc>),
 }
 
 /// The console's whole state.
@@ -99,6 +143,24 @@ pub struct Console {
     /// The answer to the last input (an error or a confirmation), shown above the prompt.
     pub message: Option<String>,
     pub logs: Vec<String>,
+    /// The configured time zone, shown while the agent does not answer.
+    pub configured_timezone: String,
+    pub network: Option<network::Snapshot>,
+    pub connectivity: Option<connectivity::Run>,
+    pub ntp: Option<systime::NtpView>,
+    /// The command prompt's scroll-back.
+    pub shell: Vec<String>,
+    /// A command of the prompt is running.
+    pub shell_busy: bool,
+    /// Ticks seen (moves the progress spinner).
+    pub ticks: usize,
+    /// The time of the last tick.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// The progress spinner at tick `n`.
+pub fn spinner(n: usize) -> char {
+    ['|', '/', '-', '\\'][n % 4]
 }
 
 impl Console {
@@ -111,7 +173,28 @@ impl Console {
             line: String::new(),
             message: None,
             logs: Vec::new(),
+            configured_timezone: "UTC".into(),
+            network: None,
+            connectivity: None,
+            ntp: None,
+            shell: vec!["Type help for the list of commands.".into()],
+            shell_busy: false,
+            ticks: 0,
+            now: chrono::Utc::now(),
         }
+    }
+
+    /// Something runs in the background: progress is drawn on every tick.
+    pub fn busy(&self) -> bool {
+        self.shell_busy
+            || self.connectivity.as_ref().is_some_and(|r| r.running())
+            || matches!(
+                self.screen,
+                Screen::Activation(activation::Step::Waiting(_))
+                    | Screen::Network(network::Step::Saving)
+                    | Screen::Time(systime::Step::Saving)
+                    | Screen::Logs(logs::Step::Exporting)
+            )
     }
 
     /// The prompt of the current screen: what a line typed there must be.
@@ -120,6 +203,10 @@ impl Console {
             Screen::Main => Prompt::Number { min: 0, max: 9 },
             Screen::Activation(step) => step.prompt(),
             Screen::Logs(step) => step.prompt(),
+            Screen::Network(step) => step.prompt(self),
+            Screen::Connectivity => connectivity::prompt(self),
+            Screen::Time(step) => step.prompt(),
+            Screen::Shell => shell::prompt(self),
             Screen::Hypervisor if self.agent.status().is_some() => {
                 Prompt::Number { min: 1, max: 1 }
             }
@@ -136,14 +223,20 @@ impl Console {
                 Action::Redraw
             }
             Input::Char(c) if c.is_control() => {
+                let what = match self.prompt() {
+                    Prompt::Text { what, .. } => what.to_string(),
+                    Prompt::Number { .. } => "a number".into(),
+                    Prompt::BackOnly => "q to go back".into(),
+                };
                 self.message = Some(format!(
-                    "Control character {} ignored: type a number, or q to go back.",
+                    "Control character {} ignored: type {what}.",
                     c.escape_unicode()
                 ));
                 Action::Redraw
             }
             Input::Char(c) => {
-                if self.line.is_empty() && c == 'q' && self.screen != Screen::Main {
+                let text = matches!(self.prompt(), Prompt::Text { .. });
+                if self.line.is_empty() && c == 'q' && self.screen != Screen::Main && !text {
                     return self.back();
                 }
                 if self.line.is_empty() && c == 'x' && self.screen == Screen::Main {
@@ -182,6 +275,10 @@ impl Console {
             (Screen::Main, Answer::Number(n)) => self.open(n),
             (Screen::Activation(_), answer) => activation::answer(self, answer),
             (Screen::Logs(_), answer) => logs::answer(self, answer),
+            (Screen::Network(_), answer) => network::answer(self, answer),
+            (Screen::Time(_), answer) => systime::answer(self, answer),
+            (Screen::Shell, answer) => shell::answer(self, answer),
+            (Screen::Connectivity, Answer::Number(1)) => Action::TestConnectivity,
             (Screen::Hypervisor, Answer::Number(1)) => {
                 self.message = Some("Asking the agent to forget the vCenter thumbprint...".into());
                 Action::Retrust
@@ -193,7 +290,22 @@ impl Console {
     fn open(&mut self, n: u32) -> Action {
         self.screen = match n {
             1 => Screen::Activation(activation::Step::Overview),
+            2 => {
+                self.screen = Screen::Network(network::Step::Menu);
+                return Action::LoadNetwork;
+            }
+            3 => {
+                self.screen = Screen::Connectivity;
+                if self.connectivity.as_ref().is_some_and(|r| r.running()) {
+                    return Action::Redraw;
+                }
+                return Action::TestConnectivity;
+            }
             4 => Screen::Resources,
+            5 => {
+                self.screen = Screen::Time(systime::Step::Menu);
+                return Action::LoadTime;
+            }
             6 => Screen::Hypervisor,
             7 => Screen::Bandwidth,
             8 => Screen::Software,
@@ -201,7 +313,7 @@ impl Console {
                 self.screen = Screen::Logs(logs::Step::Menu);
                 return Action::LoadLogs;
             }
-            other => Screen::NotAvailable(other as u8),
+            _ => Screen::Shell,
         };
         Action::Redraw
     }
@@ -220,14 +332,53 @@ impl Console {
                 None => Screen::Main,
             },
             Screen::Logs(step) if *step != logs::Step::Menu => Screen::Logs(logs::Step::Menu),
+            Screen::Network(step) => match step.parent() {
+                Some(parent) => Screen::Network(parent),
+                None => Screen::Main,
+            },
+            Screen::Time(step) => match step.parent() {
+                Some(parent) => Screen::Time(parent),
+                None => Screen::Main,
+            },
             _ => Screen::Main,
         };
         Action::Redraw
     }
 
-    /// Background work finished.
-    pub fn event(&mut self, event: Event) {
+    /// Background work finished (or time passed). Some results ask for more work: reading
+    /// the settings again after they were saved.
+    pub fn event(&mut self, event: Event) -> Action {
         match event {
+            Event::Network(snapshot) => self.network = Some(snapshot),
+            Event::NetworkSaved(result) => return network::saved(self, result),
+            Event::Connectivity(run) => self.connectivity = Some(run),
+            Event::Checked { index, outcome } => {
+                if let Some(run) = &mut self.connectivity {
+                    if let Some(row) = run.rows.get_mut(index) {
+                        row.outcome = outcome;
+                    }
+                    if !run.running() && self.shell_busy {
+                        let lines = run.lines(' ');
+                        for line in lines {
+                            shell::print(self, line);
+                        }
+                        shell::done(self, Ok(()));
+                    }
+                }
+            }
+            Event::Time(ntp, zone) => {
+                self.ntp = Some(ntp);
+                if let Some(zone) = zone {
+                    self.configured_timezone = zone;
+                }
+            }
+            Event::TimeSaved(result) => return systime::saved(self, result),
+            Event::Output(line) => shell::print(self, line),
+            Event::ProgramDone(result) => shell::done(self, result),
+            Event::Tick(now) => {
+                self.ticks = self.ticks.wrapping_add(1);
+                self.now = now;
+            }
             Event::Agent(view) => self.agent = view,
             Event::ActivationKey(result) => activation::issued(self, result),
             Event::Logs(lines) => self.logs = lines,
@@ -239,6 +390,7 @@ impl Console {
                 })
             }
         }
+        Action::Redraw
     }
 
     /// The screen as exactly [`HEIGHT`] lines of at most [`WIDTH`] characters.
@@ -251,7 +403,10 @@ impl Console {
             Screen::Bandwidth => info::bandwidth(&self.agent),
             Screen::Software => info::software(&self.agent),
             Screen::Logs(step) => logs::render(self, step),
-            Screen::NotAvailable(n) => info::not_available(*n),
+            Screen::Network(step) => network::render(self, step),
+            Screen::Connectivity => connectivity::render(self),
+            Screen::Time(step) => systime::render(self, step),
+            Screen::Shell => shell::render(self),
         };
         let footer = self.prompt().footer(self.screen == Screen::Main);
         body.truncate(HEIGHT - 3);

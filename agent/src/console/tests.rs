@@ -6,7 +6,7 @@ use super::resources::{Level, Report};
 use super::*;
 use crate::status::*;
 
-fn status(activated: bool) -> StatusReport {
+pub(super) fn status(activated: bool) -> StatusReport {
     StatusReport {
         version: "9.9.9".into(),
         agent_id: None,
@@ -30,18 +30,39 @@ fn status(activated: bool) -> StatusReport {
             state: bgw_protocol::heartbeat::HypervisorState::Online,
             message: None,
             property_mappings: 0,
+            thumbprint: Some(
+                (0..32)
+                    .map(|i| format!("{i:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
         },
         sync: SyncReport {
             last_status: Some(bgw_protocol::metadata::SyncStatus::Succeeded),
             last_success: Some("2026-01-01T12:00:00Z".into()),
             last_message: None,
             vms: Some(42),
+            esxi_hosts: vec!["esx-1.example".into()],
         },
         bandwidth: BandwidthReport {
             current_limit_bps: Some(8_000_000),
             next_change_at: Some("2026-01-01T17:00:00Z".into()),
             next_limit_bps: None,
             intervals: 2,
+            schedule: vec![
+                ScheduleInterval {
+                    days_of_week: vec![1, 2, 3, 4, 5],
+                    start: "08:00".into(),
+                    end: "17:59".into(),
+                    limit_bps: Some(8_000_000),
+                },
+                ScheduleInterval {
+                    days_of_week: vec![0, 6],
+                    start: "00:00".into(),
+                    end: "23:59".into(),
+                    limit_bps: Some(50_000_000),
+                },
+            ],
         },
         maintenance: MaintenanceReport {
             next_window_start: None,
@@ -49,7 +70,7 @@ fn status(activated: bool) -> StatusReport {
     }
 }
 
-fn console() -> Console {
+pub(super) fn console() -> Console {
     let mut c = Console::new(
         "eu-west-1",
         Report::from_values(Some(2), Some(16 << 30), Some(100 << 30)),
@@ -58,7 +79,7 @@ fn console() -> Console {
     c
 }
 
-fn typed(c: &mut Console, text: &str) -> Action {
+pub(super) fn typed(c: &mut Console, text: &str) -> Action {
     let mut last = Action::Redraw;
     for ch in text.chars() {
         last = c.handle(match ch {
@@ -70,7 +91,7 @@ fn typed(c: &mut Console, text: &str) -> Action {
     last
 }
 
-fn screen_text(c: &Console) -> String {
+pub(super) fn screen_text(c: &Console) -> String {
     let lines = c.render();
     assert_eq!(lines.len(), HEIGHT);
     assert!(
@@ -82,8 +103,21 @@ fn screen_text(c: &Console) -> String {
 
 /// Every way of typing something wrong at the current prompt: each gets a message, leaves the
 /// screen as it was and the prompt empty.
-fn refuses_wrong_input(c: &mut Console) {
+pub(super) fn refuses_wrong_input(c: &mut Console) {
     let before = c.screen.clone();
+    if let Prompt::Text { max, .. } = c.prompt() {
+        typed(c, "\n");
+        assert!(c.message.as_deref().unwrap().contains("Nothing typed"));
+        typed(c, &"x".repeat(max + 5));
+        assert!(c.message.as_deref().unwrap().contains("too long"));
+        assert_eq!(c.line.chars().count(), max);
+        c.line.clear();
+        c.handle(Input::Char('\u{7}'));
+        assert!(c.message.as_deref().unwrap().contains("Control character"));
+        assert!(c.line.is_empty());
+        assert_eq!(c.screen, before);
+        return;
+    }
     let Prompt::Number { min, max } = c.prompt() else {
         // Information screens: anything typed but q is refused.
         typed(c, "7\n");
@@ -298,6 +332,14 @@ fn info_screens_show_the_status_in_gateway_time() {
     let text = screen_text(&c);
     assert!(text.contains("2026-01-01 13:00 CET (SUCCEEDED)"), "{text}");
     assert!(text.contains("VMs:            42"), "{text}");
+    assert!(
+        text.contains("Certificate:    SHA-256 00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F"),
+        "{text}"
+    );
+    assert!(
+        text.contains("10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F"),
+        "{text}"
+    );
     assert_eq!(typed(&mut c, "1\n"), Action::Retrust);
     c.event(Event::Retrusted(Ok("Forgot the thumbprint of vc".into())));
     assert!(screen_text(&c).contains("Forgot the thumbprint"));
@@ -308,6 +350,9 @@ fn info_screens_show_the_status_in_gateway_time() {
         text.contains("Next change:    2026-01-01 18:00 CET to unlimited"),
         "{text}"
     );
+    assert!(text.contains("Mon-Fri    "), "{text}");
+    assert!(text.contains("08:00-17:59  8.0 Mbit/s"), "{text}");
+    assert!(text.contains("Sat Sun"), "{text}");
     c.handle(Input::Esc);
     typed(&mut c, "8\n");
     assert!(screen_text(&c).contains("Agent version:        9.9.9"));
@@ -360,6 +405,15 @@ fn logs_and_the_support_bundle_without_secrets() {
         "{bundle}"
     );
     assert!(bundle.contains("RAM"));
+}
+
+#[test]
+fn days_of_the_week_for_people() {
+    use super::info::days;
+    assert_eq!(days(&[1, 2, 3, 4, 5]), "Mon-Fri");
+    assert_eq!(days(&[0, 6]), "Sat Sun");
+    assert_eq!(days(&[0, 1, 2, 3, 4, 5, 6]), "every day");
+    assert_eq!(days(&[1, 3, 4, 5, 0]), "Mon Wed-Fri Sun");
 }
 
 #[test]

@@ -32,6 +32,8 @@ struct Progress {
     /// Once the tags could not be read, the remaining pages keep the previous tags too.
     tags_failed: bool,
     next_known: Known,
+    /// The ESXi hosts the VMs run on (the console tests the connection to each).
+    esxi_hosts: std::collections::BTreeSet<String>,
 }
 
 /// Runs one full sync and returns the outcome it reported.
@@ -50,6 +52,7 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
         notes: Vec::new(),
         tags_failed: false,
         next_known: Known::with_capacity(known.len()),
+        esxi_hosts: Default::default(),
     };
     let (pages_tx, mut pages) = tokio::sync::mpsc::unbounded_channel::<Vec<Vm>>();
     let listing = client.inventory(move |page| {
@@ -121,7 +124,17 @@ pub async fn full_sync(ctx: &Ctx, client: &Client, known: &mut Known) -> SyncOut
         elapsed_ms = started.elapsed().as_millis() as u64,
         "metadata sync queued for upload"
     );
-    finish(ctx, status, message, Some(count as u64), started);
+    let hosts = std::mem::take(&mut progress.esxi_hosts)
+        .into_iter()
+        .collect();
+    finish_with_hosts(
+        ctx,
+        status,
+        message,
+        Some(count as u64),
+        started,
+        Some(hosts),
+    );
     crate::memory::release_free();
     outcome
 }
@@ -152,6 +165,11 @@ async fn handle_page(
     };
     let mut records = Vec::with_capacity(page.len());
     for vm in &page {
+        if let Some(host) = vm.esxi_host.as_deref().filter(|h| !h.is_empty()) {
+            if !progress.esxi_hosts.contains(host) {
+                progress.esxi_hosts.insert(host.to_string());
+            }
+        }
         let attached = match &tags {
             Some(t) => t.of_vm(&vm.moref),
             None => known.tags(&vm.moref),
@@ -249,6 +267,18 @@ fn finish(
     vms: Option<u64>,
     started: Instant,
 ) {
+    finish_with_hosts(ctx, status, message, vms, started, None)
+}
+
+/// `esxi_hosts`: the hosts the listing saw (`None` keeps those of the previous sync).
+fn finish_with_hosts(
+    ctx: &Ctx,
+    status: SyncStatus,
+    message: Option<String>,
+    vms: Option<u64>,
+    started: Instant,
+    esxi_hosts: Option<Vec<String>>,
+) {
     let env = &ctx.env;
     env.metrics
         .sync_finished(status.as_str(), started.elapsed());
@@ -263,6 +293,9 @@ fn finish(
         }
         summary.last_message = message;
         summary.vms = vms.or(summary.vms);
+        if let Some(hosts) = esxi_hosts {
+            summary.esxi_hosts = hosts;
+        }
     });
     if let Err(e) = recorded {
         tracing::warn!(error = %e, "cannot record the sync outcome");
