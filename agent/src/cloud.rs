@@ -210,18 +210,21 @@ impl CloudClient {
 
     /// One unsigned HTTPS request to the endpoint: any HTTP answer means DNS, the connection
     /// (through the proxy, if any) and the TLS handshake with a trusted certificate all worked.
-    pub async fn probe(&self, timeout: Duration) -> Result<u16> {
-        let url = self.url("/");
+    /// The error is the innermost cause (`Connection refused`, `invalid peer certificate`).
+    pub async fn probe(&self, timeout: Duration) -> std::result::Result<u16, String> {
         let response = self
             .http
-            .get(&url)
+            .get(self.url("/"))
             .timeout(timeout)
             .header("host", &self.host_header)
             .send()
             .await
-            .map_err(|source| Error::CloudUnreachable {
-                url: url.clone(),
-                source,
+            .map_err(|e| {
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(inner) = cause.source() {
+                    cause = inner;
+                }
+                cause.to_string()
             })?;
         Ok(response.status().as_u16())
     }

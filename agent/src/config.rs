@@ -57,6 +57,13 @@ pub struct ProxyUrl(url::Url);
 impl ProxyUrl {
     /// Checks a proxy URL as written in the configuration or typed at the console.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        if !text.contains("://") {
+            return Err(format!(
+                "{:?} has no scheme; write http://{}",
+                text.trim(),
+                text.trim()
+            ));
+        }
         let url = url::Url::parse(text.trim()).map_err(|e| {
             format!(
                 "{:?} is not a URL ({e}); write http://HOST:PORT",

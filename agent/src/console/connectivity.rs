@@ -10,6 +10,9 @@ use super::{input::Prompt, spinner, Console};
 use crate::config::Config;
 use crate::status::StatusReport;
 
+/// Width of the label column.
+const LABEL: usize = 32;
+
 /// How long one check may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -70,20 +73,36 @@ impl Run {
         (passed, failed)
     }
 
-    /// The result lines, as the screen and the command prompt show them.
+    /// The result lines, as the screen and the command prompt show them; a long reason goes
+    /// on to a second line.
     pub fn lines(&self, spin: char) -> Vec<String> {
-        self.rows
-            .iter()
-            .map(|r| {
-                let result = match &r.outcome {
-                    Outcome::Pending => format!("testing {spin}"),
-                    Outcome::Passed(why) => format!("PASSED  {why}"),
-                    Outcome::Failed(why) => format!("FAILED  {why}"),
-                    Outcome::Skipped(why) => format!("-       {why}"),
-                };
-                format!("{:<36} {result}", r.label)
-            })
-            .collect()
+        let mut out = Vec::new();
+        for r in &self.rows {
+            let (word, why) = match &r.outcome {
+                Outcome::Pending => ("testing", spin.to_string()),
+                Outcome::Passed(why) => ("PASSED", why.clone()),
+                Outcome::Failed(why) => ("FAILED", why.clone()),
+                Outcome::Skipped(why) => ("-", why.clone()),
+            };
+            let room = super::WIDTH - LABEL - 9;
+            let chars: Vec<char> = why.chars().collect();
+            let cut = if chars.len() <= room {
+                chars.len()
+            } else {
+                chars[..room]
+                    .iter()
+                    .rposition(|c| *c == ' ')
+                    .unwrap_or(room)
+            };
+            let first: String = chars[..cut].iter().collect();
+            let label: String = r.label.chars().take(LABEL).collect();
+            out.push(format!("{label:<LABEL$} {word:<7} {first}"));
+            let rest: String = chars[cut..].iter().collect();
+            if !rest.trim().is_empty() {
+                out.push(format!("{:<w$}{}", "", rest.trim(), w = LABEL + 9));
+            }
+        }
+        out
     }
 }
 
@@ -228,7 +247,7 @@ async fn run_check(check: &Check, config: &Config) -> Result<String, String> {
             }
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| format!("does not resolve ({e}): check the DNS servers"))?
+                .map_err(|_| "does not resolve: check the DNS servers".to_string())?
                 .collect();
             match addrs.first() {
                 Some(a) => Ok(format!("resolves to {}", a.ip())),
@@ -238,24 +257,35 @@ async fn run_check(check: &Check, config: &Config) -> Result<String, String> {
         Check::Tcp { host, port } => {
             tokio::net::TcpStream::connect((host.as_str(), *port))
                 .await
-                .map_err(|e| format!("{e}: check routes and firewalls"))?;
+                .map_err(|e| io_reason(&e))?;
             Ok(format!("connected in {} ms", started.elapsed().as_millis()))
         }
         Check::Tls => {
             let time = crate::clock::CloudTime::new(std::sync::Arc::new(crate::clock::SystemClock));
             let client =
                 crate::cloud::CloudClient::new(&config.cloud, time).map_err(|e| e.to_string())?;
-            let status = client.probe(CHECK_TIMEOUT).await.map_err(|e| {
-                let text = e.to_string();
-                if text.contains("certificate") || text.contains("Certificate") {
+            let status = client.probe(CHECK_TIMEOUT).await.map_err(|text| {
+                if text.to_ascii_lowercase().contains("certificate") {
                     format!("{text} (check cloud.ca_file)")
                 } else {
                     text
                 }
             })?;
-            Ok(format!("HTTPS answered {status}, certificate trusted"))
+            Ok(format!("certificate trusted, HTTP {status}"))
         }
         Check::Ntp { server } => ntp_query(server).await,
+    }
+}
+
+/// A socket error in a few words, with what to look at.
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "connection refused".into(),
+        TimedOut => "timed out: check firewalls".into(),
+        NetworkUnreachable => "network unreachable: check the default route".into(),
+        HostUnreachable => "host unreachable: check routes".into(),
+        _ => e.to_string(),
     }
 }
 
@@ -264,7 +294,7 @@ async fn ntp_query(server: &str) -> Result<String, String> {
     let (host, port) = host_port(server, 123);
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
-        .map_err(|e| format!("does not resolve ({e})"))?
+        .map_err(|_| "does not resolve: check the DNS servers".to_string())?
         .next()
         .ok_or("no address")?;
     let bind = if addr.is_ipv4() {
@@ -280,12 +310,12 @@ async fn ntp_query(server: &str) -> Result<String, String> {
     socket
         .send_to(&request, addr)
         .await
-        .map_err(|e| format!("{e}: check routes and firewalls (UDP 123)"))?;
+        .map_err(|e| io_reason(&e))?;
     let mut answer = [0u8; 48];
     let (n, _) = socket
         .recv_from(&mut answer)
         .await
-        .map_err(|e| format!("{e}: UDP 123 blocked?"))?;
+        .map_err(|e| io_reason(&e))?;
     if n < 48 || answer[0] & 0x07 != 4 {
         return Err("not an NTP answer".into());
     }

@@ -48,7 +48,7 @@ impl Prompt {
             Prompt::Number { min, max } => {
                 format!("Type a number ({min}-{max}) and Enter; Esc or q goes back.")
             }
-            Prompt::Text { what, .. } => format!("Type {what} and Enter; Esc goes back."),
+            Prompt::Text { what, .. } => format!("Type {what}; Enter confirms, Esc goes back."),
             Prompt::BackOnly => "Press Esc or q to go back.".into(),
         }
     }

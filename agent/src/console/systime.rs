@@ -266,6 +266,27 @@ pub fn saved(console: &mut Console, result: Result<String, String>) -> Action {
     Action::LoadTime
 }
 
+/// The servers in one line: as many as fit, then how many more.
+fn servers_line(ntp: &NtpView) -> String {
+    let all = ntp.effective();
+    let mut line = String::new();
+    for (i, s) in all.iter().enumerate() {
+        let more = all.len() - i;
+        if !line.is_empty() && line.len() + s.len() + 12 > 56 {
+            line.push_str(&format!(" and {more} more"));
+            break;
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(s);
+    }
+    if ntp.servers.is_empty() {
+        line.push_str(" (Debian)");
+    }
+    line
+}
+
 pub fn render(console: &Console, step: &Step) -> Vec<String> {
     let mut out = vec!["5: System time".to_string(), String::new()];
     let zone = zone(console);
@@ -344,7 +365,7 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
         }
         Step::Ntp => {
             if let Some(ntp) = &console.ntp {
-                out.push(format!("NTP servers now: {}", ntp.effective().join(" ")));
+                out.push(format!("NTP servers now: {}", servers_line(ntp)));
             }
             out.push("Type 1 to 4 servers (names or addresses) separated by spaces, or".into());
             out.push("default for Debian's pool servers.".into());
