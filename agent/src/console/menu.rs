@@ -13,10 +13,20 @@ pub fn render(console: &Console) -> Vec<String> {
     let bandwidth = s.map_or("-".to_string(), |s| {
         format!("{} now", info::rate(s.bandwidth.current_limit_bps))
     });
-    let time = s.map_or("-".to_string(), |s| s.timezone.clone());
+    let time = s.map_or(
+        format!("{} (configured)", console.configured_timezone),
+        |s| s.timezone.clone(),
+    );
     let software = s.map_or(format!("console {}", env!("CARGO_PKG_VERSION")), |s| {
         format!("agent {}", s.version)
     });
+    let tested = match &console.connectivity {
+        Some(run) if !run.running() => {
+            let (passed, failed) = run.counts();
+            format!("({passed} PASSED, {failed} FAILED)")
+        }
+        _ => String::new(),
+    };
     let line = |n: &str, name: &str, status: &str| format!("  {n}: {name:<28}{status}");
     vec![
         format!(
@@ -27,7 +37,7 @@ pub fn render(console: &Console) -> Vec<String> {
         String::new(),
         line("1", "Activation", &activation),
         line("2", "Network configuration", ""),
-        line("3", "Test network connectivity", ""),
+        line("3", "Test network connectivity", &tested),
         line("4", "System resource check", &console.resources.summary()),
         line("5", "System time", &time),
         line("6", "Hypervisor", &hypervisor),

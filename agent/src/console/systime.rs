@@ -311,7 +311,7 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
             out.push(format!("Gateway time:       {local}"));
             out.push(format!(
                 "UTC:                {}",
-                now.format("%Y-%m-%d %H:%M:%S")
+                now.format("%Y-%m-%d %H:%M")
             ));
             out.push(
                 "Bandwidth schedules and maintenance windows follow the gateway time zone.".into(),
@@ -328,15 +328,7 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
                             "not synchronized yet: test the servers with 3"
                         }
                     ));
-                    let which = if ntp.servers.is_empty() {
-                        " (Debian default)"
-                    } else {
-                        ""
-                    };
-                    out.push(format!(
-                        "NTP servers:        {}{which}",
-                        ntp.effective().join(" ")
-                    ));
+                    out.push(format!("NTP servers:        {}", servers_line(ntp)));
                 }
             }
             out.push(String::new());
