@@ -49,6 +49,18 @@ async fn sync_uploads_vms_tags_and_mapped_tags_then_follows_changes() {
         })
         .await;
     assert!(h.get("LastSuccessfulMetadataSyncTime").is_some(), "{h:#}");
+    // The status names the ESXi hosts of the sync (the console tests 443 and 902 on each) and
+    // the thumbprint of the vCenter certificate the agent pinned.
+    let st = s
+        .wait_status("the ESXi hosts in the status", |st| {
+            (st["sync"]["esxi_hosts"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty()))
+            .then(|| st.clone())
+        })
+        .await;
+    let thumbprint = st["hypervisor"]["thumbprint"].as_str().unwrap_or_default();
+    assert_eq!(thumbprint.len(), 95, "{st:#}");
 
     let vms = s.vms(&hv);
     assert_eq!(vms.len(), expected, "{vms:#?}");
