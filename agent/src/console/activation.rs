@@ -254,8 +254,9 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
         }
         Step::Waiting(choice) => {
             out.push(format!(
-                "Asking the agent for an activation key for {}...",
-                choice.region
+                "Asking the agent for an activation key for {}... {}",
+                choice.region,
+                super::spinner(console.ticks)
             ));
         }
         Step::Key(choice, key) => {

@@ -69,7 +69,10 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
             out.push(String::new());
             out.push("1: Refresh   2: Export a support bundle (secrets removed)".into());
         }
-        Step::Exporting => out.push("Writing the support bundle...".into()),
+        Step::Exporting => out.push(format!(
+            "Writing the support bundle {}",
+            super::spinner(console.ticks)
+        )),
         Step::Exported(path) => {
             out.push("Support bundle written:".into());
             out.push(format!("  {}", path.display()));

@@ -23,6 +23,7 @@ pub mod systime;
 pub mod term;
 #[cfg(test)]
 mod tests;
+pub mod work;
 
 use std::path::PathBuf;
 

@@ -296,7 +296,7 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
             ));
             out.push(String::new());
             if *step == Step::Saving {
-                out.push("Saving...".into());
+                out.push(format!("Saving {}", super::spinner(console.ticks)));
             } else {
                 out.push("1: Configure an interface (DHCP or static IPv4)".into());
                 out.push("2: DNS servers     3: Default adapter     4: Cloud proxy".into());

@@ -243,7 +243,7 @@ fn an_interface_is_set_static_with_every_wrong_answer_asked_again() {
             }
         }]
     );
-    assert!(screen_text(&c).contains("Saving..."));
+    assert!(screen_text(&c).contains("Saving |"));
     assert_eq!(
         c.event(Event::NetworkSaved(Ok(
             "Saved 05-console-ens224.network".into()

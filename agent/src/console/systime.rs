@@ -333,7 +333,7 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
             }
             out.push(String::new());
             if *step == Step::Saving {
-                out.push("Saving...".into());
+                out.push(format!("Saving {}", super::spinner(console.ticks)));
             } else {
                 out.push("1: Change the time zone   2: NTP servers".into());
             }
