@@ -49,6 +49,8 @@ pub struct LatencyProxy {
 struct Shared {
     /// Delay of connections accepted from now on, in microseconds.
     new_delay_us: AtomicU64,
+    /// While set, the peer is unreachable: new connections are closed at once.
+    down: AtomicBool,
     conns: Mutex<Vec<Arc<Conn>>>,
 }
 
@@ -132,6 +134,18 @@ impl LatencyProxy {
     pub fn accepted(&self) -> usize {
         self.shared.conns.lock().expect("proxy lock").len()
     }
+
+    /// Takes the peer off the network: every open connection is dropped, and connections
+    /// made from now on are closed as soon as they are accepted, until [`Self::restore`].
+    pub fn cut(&self) {
+        self.shared.down.store(true, Ordering::Relaxed);
+        self.open_connections().close();
+    }
+
+    /// Brings the peer back after [`Self::cut`]: new connections are forwarded again.
+    pub fn restore(&self) {
+        self.shared.down.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Drop for LatencyProxy {
@@ -197,6 +211,10 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Sh
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
+        if shared.down.load(Ordering::Relaxed) {
+            drop(client);
+            continue;
+        }
         let conn = Arc::new(Conn {
             delay_us: AtomicU64::new(shared.new_delay_us.load(Ordering::Relaxed)),
             ..Conn::default()
@@ -370,6 +388,30 @@ mod tests {
         let mut rest = Vec::new();
         let _ = s.read_to_end(&mut rest).await;
         assert!(rest.is_empty(), "the held answer was dropped");
+    }
+
+    #[tokio::test]
+    async fn a_cut_drops_open_connections_and_refuses_new_ones_until_restored() {
+        let proxy = LatencyProxy::start(echo_server().await).await.unwrap();
+        let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+        round_trip(&mut open, b"before").await;
+
+        proxy.cut();
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(5), open.read_to_end(&mut rest))
+            .await
+            .expect("the open connection ends at the cut");
+        assert!(n.map_or(true, |n| n == 0), "nothing arrives after the cut");
+        let mut during = TcpStream::connect(proxy.addr()).await.unwrap();
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), during.read(&mut buf))
+            .await
+            .expect("a connection made during the cut is closed at once");
+        assert!(n.map_or(true, |n| n == 0));
+
+        proxy.restore();
+        let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
+        round_trip(&mut after, b"after").await;
     }
 
     #[tokio::test]

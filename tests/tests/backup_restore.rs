@@ -6,7 +6,7 @@ mod sync_support;
 
 use std::time::{Duration, Instant};
 
-use backup_support::{backup, bytes_transferred, wait_for, BackupSetup, MIB, ROLE};
+use backup_support::{backup, bytes_transferred, wait_for, BackupSetup, MIB};
 use bgw_tests::vcsim_disks;
 use bgw_tests::vcsim_soap::SoapSession;
 
@@ -49,50 +49,8 @@ async fn a_restore_is_bit_for_bit_and_later_backups_send_only_what_changed() {
     );
 
     let recovery_point = d["RecoveryPointArn"].as_str().unwrap().to_string();
-    let restore = backup(
-        &b.s,
-        &[
-            "start-restore-job",
-            "--recovery-point-arn",
-            &recovery_point,
-            "--iam-role-arn",
-            ROLE,
-            "--metadata",
-            "vmName=restored-1,datastore=LocalDS_0,cluster=DC0_C0,powerOn=true",
-        ],
-    );
-    let restore = restore["RestoreJobId"].as_str().unwrap().to_string();
-    let done = wait_for(Duration::from_secs(120), "the restore to end", || {
-        let d = backup(
-            &b.s,
-            &["describe-restore-job", "--restore-job-id", &restore],
-        );
-        matches!(
-            d["Status"].as_str(),
-            Some("COMPLETED" | "FAILED" | "ABORTED")
-        )
-        .then_some(d)
-    })
-    .await;
-    assert_eq!(done["Status"], "COMPLETED", "{done:#}");
-
-    let mut soap = SoapSession::login(&b.s.vcsim).await.unwrap();
-    let vms = soap.list_vms().await.unwrap();
-    let restored = vms
-        .iter()
-        .find(|v| v.name == "restored-1")
-        .expect("the restored VM exists");
-    assert_eq!(restored.power_state, "poweredOn");
-    let (_, file) = vcsim_disks::first_disk(&mut soap, &restored.moref)
-        .await
-        .unwrap();
-    let data = vcsim_disks::get_flat_disk(&b.s.vcsim, &file).await.unwrap();
-    assert_eq!(data.len(), b.image.data.len());
-    assert!(
-        data == b.image.data,
-        "the restored disk differs from the source at byte {:?}",
-        data.iter().zip(&b.image.data).position(|(x, y)| x != y)
-    );
+    let data = b.restore_disk(&recovery_point, "restored-1").await;
+    b.assert_is_source(&data);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bgw_tests::aws::AwsCli;
+use bgw_tests::latency_proxy::LatencyProxy;
 use bgw_tests::vcsim::VcsimOptions;
 use bgw_tests::vcsim_disks::{self, DiskImage, TestVm};
 use bgw_tests::vcsim_soap::SoapSession;
@@ -23,12 +24,24 @@ pub struct BackupSetup {
     pub vm_arn: String,
     pub image: DiskImage,
     pub vault: String,
+    /// Between the agent and the simulator, when started with [`BackupSetup::start_via_proxy`].
+    pub proxy: Option<LatencyProxy>,
 }
 
 impl BackupSetup {
     /// vcsim with one extra VM `backup-src` whose `size`-byte disk holds a patterned image,
     /// associated with an activated gateway, and a backup vault.
     pub async fn start(size: usize) -> BackupSetup {
+        Self::start_with(size, false).await
+    }
+
+    /// As [`BackupSetup::start`], but the agent reaches the simulator through a proxy that a
+    /// test can cut ([`LatencyProxy::cut`]) to make vCenter unreachable.
+    pub async fn start_via_proxy(size: usize) -> BackupSetup {
+        Self::start_with(size, true).await
+    }
+
+    async fn start_with(size: usize, via_proxy: bool) -> BackupSetup {
         let options = VcsimOptions {
             clusters: 1,
             hosts_per_cluster: 1,
@@ -45,7 +58,15 @@ impl BackupSetup {
         vcsim_disks::put_flat_disk(&s.vcsim, &vm.disk_file, &image.data)
             .await
             .unwrap();
-        let hypervisor_arn = s.import_and_associate();
+        let proxy = if via_proxy {
+            Some(LatencyProxy::start(s.vcsim.addr()).await.unwrap())
+        } else {
+            None
+        };
+        let hypervisor_arn = match &proxy {
+            Some(p) => s.import_and_associate_at(&p.host_port()),
+            None => s.import_and_associate(),
+        };
         let vm_arn = wait_for(
             Duration::from_secs(60),
             "the VM in the cloud's inventory",
@@ -66,6 +87,7 @@ impl BackupSetup {
             vm_arn,
             image,
             vault,
+            proxy,
         }
     }
 
@@ -107,6 +129,61 @@ impl BackupSetup {
         vcsim_disks::put_flat_disk(&self.s.vcsim, &self.vm.disk_file, &self.image.data)
             .await
             .unwrap();
+    }
+
+    /// Restores `recovery_point` as a new VM `name` and returns the restored disk's bytes.
+    pub async fn restore_disk(&self, recovery_point: &str, name: &str) -> Vec<u8> {
+        let metadata = format!("vmName={name},datastore=LocalDS_0,cluster=DC0_C0,powerOn=true");
+        let restore = backup(
+            &self.s,
+            &[
+                "start-restore-job",
+                "--recovery-point-arn",
+                recovery_point,
+                "--iam-role-arn",
+                ROLE,
+                "--metadata",
+                &metadata,
+            ],
+        );
+        let restore = restore["RestoreJobId"].as_str().unwrap().to_string();
+        let done = wait_for(Duration::from_secs(120), "the restore to end", || {
+            let d = backup(
+                &self.s,
+                &["describe-restore-job", "--restore-job-id", &restore],
+            );
+            matches!(
+                d["Status"].as_str(),
+                Some("COMPLETED" | "FAILED" | "ABORTED")
+            )
+            .then_some(d)
+        })
+        .await;
+        assert_eq!(done["Status"], "COMPLETED", "{done:#}");
+
+        let mut soap = SoapSession::login(&self.s.vcsim).await.unwrap();
+        let vms = soap.list_vms().await.unwrap();
+        let restored = vms
+            .iter()
+            .find(|v| v.name == name)
+            .expect("the restored VM exists");
+        assert_eq!(restored.power_state, "poweredOn");
+        let (_, file) = vcsim_disks::first_disk(&mut soap, &restored.moref)
+            .await
+            .unwrap();
+        vcsim_disks::get_flat_disk(&self.s.vcsim, &file)
+            .await
+            .unwrap()
+    }
+
+    /// Asserts that `data` is the source image, naming the first byte that differs.
+    pub fn assert_is_source(&self, data: &[u8]) {
+        assert_eq!(data.len(), self.image.data.len());
+        assert!(
+            data == self.image.data,
+            "the restored disk differs from the source at byte {:?}",
+            data.iter().zip(&self.image.data).position(|(x, y)| x != y)
+        );
     }
 
     pub async fn snapshots(&self) -> Vec<String> {

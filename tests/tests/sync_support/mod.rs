@@ -204,13 +204,18 @@ impl Setup {
 
     /// Imports the simulator as a hypervisor and associates it with the gateway.
     pub fn import_and_associate(&self) -> String {
-        let host = self.vcsim.host_port();
+        self.import_and_associate_at(&self.vcsim.host_port())
+    }
+
+    /// Imports the simulator as reached at `host` (a proxy in front of it, say) and associates
+    /// it with the gateway.
+    pub fn import_and_associate_at(&self, host: &str) -> String {
         let hv = self.aws(&[
             "import-hypervisor-configuration",
             "--name",
             "vcsim",
             "--host",
-            &host,
+            host,
             "--username",
             self.vcsim.username(),
             "--password",
