@@ -197,6 +197,50 @@ impl Cloud {
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// A chunk upload whose body is left out of the signature (`UNSIGNED-PAYLOAD`).
+    async fn upload_unsigned(
+        &self,
+        job_id: &str,
+        hash: &ChunkHash,
+        raw: &[u8],
+        frame: &[u8],
+    ) -> u16 {
+        let uri = format!("{}{}?jobId={job_id}", self.url, chunk_path(hash));
+        let host = self.url.trim_start_matches("http://").to_owned();
+        let length = raw.len().to_string();
+        let headers = [
+            ("host", host.as_str()),
+            (RAW_LENGTH_HEADER, length.as_str()),
+        ];
+        let signed = bgw_sigv4::sign_request(
+            &bgw_sigv4::OutgoingRequest {
+                method: "PUT",
+                uri: &uri,
+                headers: &headers,
+                payload: bgw_sigv4::Payload::Unsigned,
+            },
+            &bgw_sigv4::Scope {
+                service: bgw_protocol::sigv4::SERVICE,
+                region: REGION,
+            },
+            &bgw_sigv4::Key {
+                access_key_id: GW_KEY,
+                secret_access_key: GW_SECRET,
+            },
+            SystemTime::now(),
+        )
+        .unwrap();
+        let mut request = self
+            .http
+            .put(&uri)
+            .header(RAW_LENGTH_HEADER, length.as_str())
+            .body(frame.to_vec());
+        for (k, v) in &signed {
+            request = request.header(*k, v.as_str());
+        }
+        request.send().await.unwrap().status().as_u16()
+    }
+
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
     }
@@ -422,6 +466,11 @@ async fn a_backup_and_a_restore_driven_by_aws_cli_and_a_gateway() {
         )
         .await;
     assert_eq!(missing.missing, hashes);
+    // Over plain HTTP the body's hash must be signed (UNSIGNED-PAYLOAD is for TLS only).
+    let status = cloud
+        .upload_unsigned(&job_id, &hashes[0], pieces[0], &zstd_frame(pieces[0]))
+        .await;
+    assert_eq!(status, 403, "UNSIGNED-PAYLOAD over plain HTTP is refused");
     let (status, body) = cloud
         .upload(&job_id, &hashes[0], pieces[0], &zstd_frame(pieces[1]))
         .await;

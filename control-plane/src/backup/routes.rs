@@ -1,9 +1,12 @@
 //! The gateway protocol's backup paths: `chunks/missing`, chunk `PUT`/`GET`, `jobs/progress`
 //! and `jobs/complete` (see `docs/gateway-protocol.md`).
 //!
-//! A chunk upload is verified from its head (SigV4 over the declared body hash) and its body
-//! is streamed through the hash check: at most one chunk (16 MiB) is ever held, and its bytes
-//! count toward the job's `BytesTransferred` as they arrive.
+//! A chunk upload is verified from its head (SigV4 over the path, which names the chunk by its
+//! content's SHA-256, and over the declared body hash or, over TLS, `UNSIGNED-PAYLOAD`) and
+//! its body is streamed through the body-hash check when there is one: at most one chunk
+//! (16 MiB) is ever held, and its bytes count toward the job's `BytesTransferred` as they
+//! arrive. Whatever the signature covers, the body must decompress to the content its signed
+//! name hashes, so an unsigned body is as bound to the request as a signed one.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use bgw_protocol::backup::{
     JOB_ID_QUERY, MAX_CHUNK_BYTES, RAW_LENGTH_HEADER,
 };
 use bgw_protocol::ErrorCode;
-use bgw_sigv4::{PayloadCheck, RequestHead};
+use bgw_sigv4::RequestHead;
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 
@@ -118,13 +121,8 @@ async fn upload(
         headers: &headers,
         over_tls: parts.extensions.get::<Transport>().is_some_and(|t| t.tls),
     };
+    // `UNSIGNED-PAYLOAD` only passes the verifier over TLS.
     let (agent, check) = authenticate_head(&state, &head)?;
-    if check == PayloadCheck::Unsigned {
-        return Err(Refusal::new(
-            ErrorCode::InvalidRequest,
-            "a chunk upload must sign the SHA-256 of its body in x-amz-content-sha256",
-        ));
-    }
     let raw_length = raw_length(&headers, &hash)?;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
