@@ -162,4 +162,39 @@ mod tests {
         shutdown.cancel();
         task.await.unwrap();
     }
+
+    #[tokio::test]
+    async fn a_new_time_zone_moves_the_schedule_at_once() {
+        use chrono::TimeZone;
+        // 12:30 UTC is 00:30 the next day at UTC+12: a 12:00-12:59 limit applies in one zone
+        // and not in the other.
+        let at = chrono::Utc.with_ymd_and_hms(2026, 3, 2, 12, 30, 0).unwrap();
+        let time = CloudTime::new(Arc::new(crate::clock::FixedClock::new(at)));
+        let config = ConfigChannel::new(GatewayConfig {
+            version: 2,
+            bandwidth_schedule: vec![BandwidthInterval {
+                start_hour_of_day: 12,
+                end_hour_of_day: 12,
+                ..all_week(Some(2_000_000))
+            }],
+            ..GatewayConfig::default()
+        });
+        let throttle = Throttle::new(None);
+        let zone = GatewayZone::new(chrono_tz::UTC);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            config,
+            throttle.clone(),
+            time,
+            zone.clone(),
+            shutdown.clone(),
+        ));
+        rate_becomes(&throttle, Some(2_000_000)).await;
+        assert_eq!(zone.set(chrono_tz::Etc::GMTMinus12), chrono_tz::UTC);
+        rate_becomes(&throttle, None).await;
+        zone.set(chrono_tz::UTC);
+        rate_becomes(&throttle, Some(2_000_000)).await;
+        shutdown.cancel();
+        task.await.unwrap();
+    }
 }

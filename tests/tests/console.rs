@@ -342,14 +342,20 @@ fn network_entry(t: &Tmux, root: &Path, config: &Path) {
     t.line("10.9.9.1");
     t.expect("not in the subnet 10.0.0.0/24");
     t.line("10.0.0.1");
-    t.expect("Saved 05-console-ens224.network");
-    t.expect("static, default");
+    t.expect("Saved 05-console-ens192.network, 05-console-ens224.network");
+    // The adapter that holds the default route stays the default one; the other's gateway is
+    // a fallback route.
+    let s = t.expect("static           10.0.0.7/24");
+    assert!(s.contains("1: ens192     up    DHCP, default"), "{s}");
     let file = root.join("etc/systemd/network/05-console-ens224.network");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
-        text.contains("Name=ens224") && text.contains("Address=10.0.0.7/24\nGateway=10.0.0.1"),
+        text.contains("Name=ens224")
+            && text.contains("Address=10.0.0.7/24\n")
+            && text.contains("[Route]\nGateway=10.0.0.1\nMetric=2048"),
         "{text}"
     );
+    let first = root.join("etc/systemd/network/05-console-ens192.network");
 
     t.line("2");
     t.expect("Type 1 to 3 server addresses");
@@ -357,21 +363,25 @@ fn network_entry(t: &Tmux, root: &Path, config: &Path) {
     t.line("10.0.0.2 resolver");
     t.expect("\"resolver\" is not an IP address");
     t.line("10.0.0.2 1.1.1.1");
-    t.expect("Saved 05-console-ens224.network");
-    let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("DNS=10.0.0.2\nDNS=1.1.1.1"), "{text}");
+    t.expect("Saved 05-console-ens192.network");
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert!(
+        text.contains("DHCP=ipv4\nDNS=10.0.0.2\nDNS=1.1.1.1"),
+        "{text}"
+    );
 
     t.line("3");
     t.expect("Choose the default adapter");
     wrong_numbers(t, "Choose the default adapter");
-    t.line("1");
-    t.expect("05-console-ens192.network");
-    t.expect("DHCP, default");
+    t.line("2");
+    t.expect("static, default");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
-        text.contains("[Route]\nGateway=10.0.0.1\nMetric=2048"),
+        text.contains("Address=10.0.0.7/24\nGateway=10.0.0.1\nDNS=10.0.0.2"),
         "{text}"
     );
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert!(text.contains("RouteMetric=2048"), "{text}");
 
     t.line("4");
     t.expect("Cloud proxy now: none");

@@ -82,12 +82,22 @@ impl Step {
     }
 }
 
+/// The console's files as they are. When none chooses a default adapter yet, the adapter that
+/// holds the default route now stays the default one (configuring a second adapter must not
+/// take the route away from the first).
 fn plan(console: &Console) -> Plan {
-    console
-        .network
-        .as_ref()
-        .map(|n| n.system.plan.clone())
-        .unwrap_or_default()
+    let Some(net) = console.network.as_ref() else {
+        return Plan::default();
+    };
+    let mut plan = net.system.plan.clone();
+    if plan.default_adapter.is_none() {
+        if let Some(route) = net.system.default_route() {
+            if net.system.ifaces.iter().any(|i| i.name == route.iface) {
+                plan.set_default(&route.iface);
+            }
+        }
+    }
+    plan
 }
 
 fn iface_at(console: &Console, n: u32) -> Option<String> {
@@ -122,8 +132,7 @@ pub fn answer(console: &mut Console, answer: Answer) -> Action {
         .is_some_and(|n| n.system.ifaces.is_empty());
     match (step, answer) {
         (_, Answer::Back) => console.back(),
-        (Step::Menu, Answer::Number(n @ (1 | 3))) if no_ifaces => {
-            let _ = n;
+        (Step::Menu, Answer::Number(1 | 3)) if no_ifaces => {
             console.message = Some(
                 "No network interface found (/sys/class/net): check the VM's adapters in vSphere."
                     .into(),

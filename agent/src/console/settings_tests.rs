@@ -233,16 +233,24 @@ fn an_interface_is_set_static_with_every_wrong_answer_asked_again() {
     let Action::WriteNetwork(plan) = action else {
         panic!("{action:?}")
     };
+    // The adapter holding the default route now stays the default one, with DHCP.
     assert_eq!(
         plan.links,
-        [Link {
-            name: "ens224".into(),
-            mode: Mode::Static {
-                address: cidr("10.0.0.7/24"),
-                gateway: Some(Ipv4Addr::new(10, 0, 0, 1))
+        [
+            Link {
+                name: "ens192".into(),
+                mode: Mode::Dhcp
+            },
+            Link {
+                name: "ens224".into(),
+                mode: Mode::Static {
+                    address: cidr("10.0.0.7/24"),
+                    gateway: Some(Ipv4Addr::new(10, 0, 0, 1))
+                }
             }
-        }]
+        ]
     );
+    assert_eq!(plan.default_adapter.as_deref(), Some("ens192"));
     assert!(screen_text(&c).contains("Saving |"));
     assert_eq!(
         c.event(Event::NetworkSaved(Ok(
