@@ -357,7 +357,6 @@ async fn metadata(State((state, _)): State<Ctx>, request: Request) -> Answer<Met
     let (agent, batch): (_, MetadataBatch) = signed(&state, request).await?;
     let ack = metadata::apply_batch(
         &state.api.store,
-        &state.api.store,
         &state.api.arns,
         state.api.now(),
         &agent.gateway_arn,
@@ -368,12 +367,7 @@ async fn metadata(State((state, _)): State<Ctx>, request: Request) -> Answer<Met
 
 async fn sync_status(State((state, _)): State<Ctx>, request: Request) -> Answer<serde_json::Value> {
     let (agent, report): (_, SyncStatusReport) = signed(&state, request).await?;
-    metadata::report_status(
-        &state.api.store,
-        &state.api.store,
-        &agent.gateway_arn,
-        &report,
-    )?;
+    metadata::report_status(&state.api.store, &agent.gateway_arn, &report)?;
     Ok(Json(serde_json::json!({})))
 }
 

@@ -1,14 +1,16 @@
 //! Store operations of the gateway protocol: activation-key bindings, gateway credentials,
 //! per-gateway protocol state, VM removal and sync bookkeeping.
 //!
-//! These live in their own trees next to the API's, opened on first use.
+//! These live in their own trees next to the API's (the sync bookkeeping's are opened with
+//! the store, so a metadata batch's transaction spans them; the others on first use).
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, ActivationKeyRecord, KeyState, Store, StoreError};
+use super::ops::vm_index_key;
+use super::{decode, encode, ActivationKeyRecord, KeyState, Store, StoreError, Tx, TxResult};
 use crate::secret::Secret;
 
 /// Who asked for an activation key: the key is handed to nobody else.
@@ -218,19 +220,12 @@ impl Store {
         hypervisor_arn: &str,
         instance_uuid: &str,
     ) -> Result<(), StoreError> {
-        let index_key = format!("{hypervisor_arn}\0{instance_uuid}");
-        self.tx(|tx| {
-            if let Some(vm_arn) = tx.vm_index.remove(index_key.as_bytes())? {
-                tx.vms.remove(vm_arn.as_ref())?;
-                tx.tags.remove(vm_arn.as_ref())?;
-            }
-            Ok(())
-        })
+        self.tx(|tx| delete_vm_by_uuid_in(tx, hypervisor_arn, instance_uuid))
     }
 
     /// Instance UUIDs of every VM recorded under a hypervisor.
     pub fn vm_uuids(&self, hypervisor_arn: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = format!("{hypervisor_arn}\0");
+        let prefix = vm_index_key(hypervisor_arn, "");
         let mut out = Vec::new();
         for entry in self.vm_index.scan_prefix(prefix.as_bytes()) {
             let (k, _) = entry?;
@@ -241,36 +236,79 @@ impl Store {
 
     /// Records that a sync mentioned these VMs.
     pub fn sync_seen(&self, sync_id: &str, uuids: &[String]) -> Result<(), StoreError> {
-        let t = tree(self, "gw_sync_seen")?;
-        for uuid in uuids {
-            t.insert(format!("{sync_id}\0{uuid}").as_bytes(), &[])?;
-        }
-        Ok(())
+        self.tx(|tx| sync_seen_in(tx, sync_id, uuids))
     }
 
-    /// The VMs a sync mentioned, and forgets them.
-    pub fn take_sync_seen(&self, sync_id: &str) -> Result<BTreeSet<String>, StoreError> {
-        let t = tree(self, "gw_sync_seen")?;
-        let prefix = format!("{sync_id}\0");
-        let mut out = BTreeSet::new();
-        for entry in t.scan_prefix(prefix.as_bytes()) {
-            let (k, _) = entry?;
-            out.insert(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
-            t.remove(k)?;
+    /// The VMs a sync mentioned (read outside any transaction: sled transactions cannot
+    /// scan).
+    pub(crate) fn sync_seen_keys(&self, sync_id: &str) -> Result<Vec<sled::IVec>, StoreError> {
+        let prefix = sync_seen_key(sync_id, "");
+        let mut out = Vec::new();
+        for entry in self.sync_seen.scan_prefix(prefix.as_bytes()) {
+            out.push(entry?.0);
         }
         Ok(out)
     }
 
+    /// The VMs a sync mentioned, and forgets them.
+    pub fn take_sync_seen(&self, sync_id: &str) -> Result<BTreeSet<String>, StoreError> {
+        let keys = self.sync_seen_keys(sync_id)?;
+        let prefix_len = sync_seen_key(sync_id, "").len();
+        self.tx(|tx| {
+            for k in &keys {
+                tx.sync_seen.remove(k)?;
+            }
+            Ok(())
+        })?;
+        Ok(keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(&k[prefix_len..]).into_owned())
+            .collect())
+    }
+
     /// Marks a sync completed; false if it already was (a retried final batch).
     pub fn complete_sync(&self, sync_id: &str) -> Result<bool, StoreError> {
-        let t = tree(self, "gw_syncs_done")?;
-        Ok(
-            t.compare_and_swap(sync_id.as_bytes(), None as Option<&[u8]>, Some(&[1u8][..]))?
-                .is_ok(),
-        )
+        self.tx(|tx| complete_sync_in(tx, sync_id))
     }
 
     pub fn sync_completed(&self, sync_id: &str) -> Result<bool, StoreError> {
-        Ok(tree(self, "gw_syncs_done")?.contains_key(sync_id.as_bytes())?)
+        Ok(self.syncs_done.contains_key(sync_id.as_bytes())?)
     }
+}
+
+pub(crate) fn sync_seen_key(sync_id: &str, instance_uuid: &str) -> String {
+    format!("{sync_id}\0{instance_uuid}")
+}
+
+pub(crate) fn delete_vm_by_uuid_in(
+    tx: &Tx<'_>,
+    hypervisor_arn: &str,
+    instance_uuid: &str,
+) -> TxResult<()> {
+    let index_key = vm_index_key(hypervisor_arn, instance_uuid);
+    if let Some(vm_arn) = tx.vm_index.remove(index_key.as_bytes())? {
+        tx.vms.remove(vm_arn.as_ref())?;
+        tx.tags.remove(vm_arn.as_ref())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn sync_seen_in(tx: &Tx<'_>, sync_id: &str, uuids: &[String]) -> TxResult<()> {
+    for uuid in uuids {
+        tx.sync_seen
+            .insert(sync_seen_key(sync_id, uuid).as_bytes(), &[])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn sync_completed_in(tx: &Tx<'_>, sync_id: &str) -> TxResult<bool> {
+    Ok(tx.syncs_done.get(sync_id.as_bytes())?.is_some())
+}
+
+pub(crate) fn complete_sync_in(tx: &Tx<'_>, sync_id: &str) -> TxResult<bool> {
+    if sync_completed_in(tx, sync_id)? {
+        return Ok(false);
+    }
+    tx.syncs_done.insert(sync_id.as_bytes(), &[1u8][..])?;
+    Ok(true)
 }

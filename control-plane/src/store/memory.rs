@@ -1,14 +1,18 @@
 //! In-memory implementations of the domain stores, for tests of the services.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::domain::{ActivationKeys, Catalogue, GatewayAgents, SyncBookkeeping};
+use super::domain::{
+    ActivationKeys, Catalogue, GatewayAgents, MetadataScope, MetadataStore, MetadataTx,
+    SyncBookkeeping, TxStep,
+};
 use super::{
     ActivationKeyRecord, BandwidthInterval, ConfigVersion, GatewayAgent, GatewayCredential,
-    GatewayRecord, HypervisorRecord, KeyBinding, KeyState, StoreError, Tags, VmRecord,
+    GatewayRecord, HypervisorRecord, KeyBinding, KeyState, StoreError, Tags, TxError, VmRecord,
 };
 
 fn locked<S, T>(m: &Mutex<S>, f: impl FnOnce(&mut S) -> T) -> T {
@@ -211,7 +215,7 @@ pub struct MemoryCatalogue {
     inner: Mutex<Records>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Records {
     gateways: BTreeMap<String, GatewayRecord>,
     hypervisors: BTreeMap<String, HypervisorRecord>,
@@ -266,14 +270,105 @@ impl MemoryCatalogue {
     }
 }
 
+impl Records {
+    fn get_gateway(&self, arn: &str) -> Result<GatewayRecord, StoreError> {
+        self.gateways
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| StoreError::not_found("gateway", arn))
+    }
+
+    fn update_hypervisor(
+        &mut self,
+        arn: &str,
+        change: &dyn Fn(&mut HypervisorRecord) -> Result<(), StoreError>,
+    ) -> Result<HypervisorRecord, StoreError> {
+        let stored = self
+            .hypervisors
+            .get_mut(arn)
+            .ok_or_else(|| StoreError::not_found("hypervisor", arn))?;
+        let mut hv = stored.clone();
+        change(&mut hv)?;
+        *stored = hv.clone();
+        Ok(hv)
+    }
+
+    fn upsert_vm(
+        &mut self,
+        hypervisor_arn: &str,
+        instance_uuid: &str,
+        new_arn: &str,
+        change: &dyn Fn(&mut VmRecord),
+    ) -> Result<VmRecord, StoreError> {
+        if !self.hypervisors.contains_key(hypervisor_arn) {
+            return Err(StoreError::not_found("hypervisor", hypervisor_arn));
+        }
+        let index = (hypervisor_arn.to_string(), instance_uuid.to_string());
+        let existing = self
+            .vm_index
+            .get(&index)
+            .and_then(|a| self.vms.get(a))
+            .cloned();
+        let mut vm = existing.unwrap_or_else(|| VmRecord {
+            arn: new_arn.to_string(),
+            hypervisor_arn: hypervisor_arn.to_string(),
+            instance_uuid: instance_uuid.to_string(),
+            name: String::new(),
+            path: None,
+            host_name: None,
+            last_backup: None,
+            vmware_tags: Vec::new(),
+            mapped_tag_keys: Vec::new(),
+        });
+        change(&mut vm);
+        self.vm_index.insert(index, vm.arn.clone());
+        self.vms.insert(vm.arn.clone(), vm.clone());
+        Ok(vm)
+    }
+
+    fn delete_vm_by_uuid(&mut self, hypervisor_arn: &str, instance_uuid: &str) {
+        let index = (hypervisor_arn.to_string(), instance_uuid.to_string());
+        if let Some(arn) = self.vm_index.remove(&index) {
+            self.vms.remove(&arn);
+            self.tags.remove(&arn);
+        }
+    }
+
+    fn vm_uuids(&self, hypervisor_arn: &str) -> Vec<String> {
+        self.vm_index
+            .keys()
+            .filter(|(hv, _)| hv == hypervisor_arn)
+            .map(|(_, uuid)| uuid.clone())
+            .collect()
+    }
+
+    fn tag_resource(&mut self, arn: &str, add: &Tags, max_tags: usize) -> Result<(), StoreError> {
+        self.require(arn)?;
+        let mut tags = self.tags.get(arn).cloned().unwrap_or_default();
+        tags.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if tags.len() > max_tags {
+            return Err(StoreError::Invalid(format!(
+                "a resource can have at most {max_tags} tags; {arn} would have {}",
+                tags.len()
+            )));
+        }
+        self.tags.insert(arn.to_string(), tags);
+        Ok(())
+    }
+
+    fn untag_resource(&mut self, arn: &str, keys: &[String]) -> Result<(), StoreError> {
+        self.require(arn)?;
+        let tags = self.tags.entry(arn.to_string()).or_default();
+        for k in keys {
+            tags.remove(k);
+        }
+        Ok(())
+    }
+}
+
 impl Catalogue for MemoryCatalogue {
     fn get_gateway(&self, arn: &str) -> Result<GatewayRecord, StoreError> {
-        locked(&self.inner, |r| {
-            r.gateways
-                .get(arn)
-                .cloned()
-                .ok_or_else(|| StoreError::not_found("gateway", arn))
-        })
+        locked(&self.inner, |r| r.get_gateway(arn))
     }
 
     fn update_gateway(
@@ -317,16 +412,7 @@ impl Catalogue for MemoryCatalogue {
         arn: &str,
         change: &dyn Fn(&mut HypervisorRecord) -> Result<(), StoreError>,
     ) -> Result<HypervisorRecord, StoreError> {
-        locked(&self.inner, |r| {
-            let stored = r
-                .hypervisors
-                .get_mut(arn)
-                .ok_or_else(|| StoreError::not_found("hypervisor", arn))?;
-            let mut hv = stored.clone();
-            change(&mut hv)?;
-            *stored = hv.clone();
-            Ok(hv)
-        })
+        locked(&self.inner, |r| r.update_hypervisor(arn, change))
     }
 
     fn upsert_vm(
@@ -337,26 +423,7 @@ impl Catalogue for MemoryCatalogue {
         change: &dyn Fn(&mut VmRecord),
     ) -> Result<VmRecord, StoreError> {
         locked(&self.inner, |r| {
-            if !r.hypervisors.contains_key(hypervisor_arn) {
-                return Err(StoreError::not_found("hypervisor", hypervisor_arn));
-            }
-            let index = (hypervisor_arn.to_string(), instance_uuid.to_string());
-            let existing = r.vm_index.get(&index).and_then(|a| r.vms.get(a)).cloned();
-            let mut vm = existing.unwrap_or_else(|| VmRecord {
-                arn: new_arn.to_string(),
-                hypervisor_arn: hypervisor_arn.to_string(),
-                instance_uuid: instance_uuid.to_string(),
-                name: String::new(),
-                path: None,
-                host_name: None,
-                last_backup: None,
-                vmware_tags: Vec::new(),
-                mapped_tag_keys: Vec::new(),
-            });
-            change(&mut vm);
-            r.vm_index.insert(index, vm.arn.clone());
-            r.vms.insert(vm.arn.clone(), vm.clone());
-            Ok(vm)
+            r.upsert_vm(hypervisor_arn, instance_uuid, new_arn, change)
         })
     }
 
@@ -366,50 +433,21 @@ impl Catalogue for MemoryCatalogue {
         instance_uuid: &str,
     ) -> Result<(), StoreError> {
         locked(&self.inner, |r| {
-            let index = (hypervisor_arn.to_string(), instance_uuid.to_string());
-            if let Some(arn) = r.vm_index.remove(&index) {
-                r.vms.remove(&arn);
-                r.tags.remove(&arn);
-            }
+            r.delete_vm_by_uuid(hypervisor_arn, instance_uuid)
         });
         Ok(())
     }
 
     fn vm_uuids(&self, hypervisor_arn: &str) -> Result<Vec<String>, StoreError> {
-        Ok(locked(&self.inner, |r| {
-            r.vm_index
-                .keys()
-                .filter(|(hv, _)| hv == hypervisor_arn)
-                .map(|(_, uuid)| uuid.clone())
-                .collect()
-        }))
+        Ok(locked(&self.inner, |r| r.vm_uuids(hypervisor_arn)))
     }
 
     fn tag_resource(&self, arn: &str, add: &Tags, max_tags: usize) -> Result<(), StoreError> {
-        locked(&self.inner, |r| {
-            r.require(arn)?;
-            let mut tags = r.tags.get(arn).cloned().unwrap_or_default();
-            tags.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
-            if tags.len() > max_tags {
-                return Err(StoreError::Invalid(format!(
-                    "a resource can have at most {max_tags} tags; {arn} would have {}",
-                    tags.len()
-                )));
-            }
-            r.tags.insert(arn.to_string(), tags);
-            Ok(())
-        })
+        locked(&self.inner, |r| r.tag_resource(arn, add, max_tags))
     }
 
     fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<(), StoreError> {
-        locked(&self.inner, |r| {
-            r.require(arn)?;
-            let tags = r.tags.entry(arn.to_string()).or_default();
-            for k in keys {
-                tags.remove(k);
-            }
-            Ok(())
-        })
+        locked(&self.inner, |r| r.untag_resource(arn, keys))
     }
 }
 
@@ -419,34 +457,164 @@ pub struct MemorySyncs {
     inner: Mutex<Syncs>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Syncs {
     seen: HashMap<String, BTreeSet<String>>,
     done: HashSet<String>,
 }
 
+impl Syncs {
+    fn sync_seen(&mut self, sync_id: &str, uuids: &[String]) {
+        self.seen
+            .entry(sync_id.to_string())
+            .or_default()
+            .extend(uuids.iter().cloned())
+    }
+
+    fn take_sync_seen(&mut self, sync_id: &str) -> BTreeSet<String> {
+        self.seen.remove(sync_id).unwrap_or_default()
+    }
+
+    fn complete_sync(&mut self, sync_id: &str) -> bool {
+        self.done.insert(sync_id.to_string())
+    }
+}
+
 impl SyncBookkeeping for MemorySyncs {
     fn sync_seen(&self, sync_id: &str, uuids: &[String]) -> Result<(), StoreError> {
-        locked(&self.inner, |s| {
-            s.seen
-                .entry(sync_id.to_string())
-                .or_default()
-                .extend(uuids.iter().cloned())
-        });
+        locked(&self.inner, |s| s.sync_seen(sync_id, uuids));
         Ok(())
     }
 
     fn take_sync_seen(&self, sync_id: &str) -> Result<BTreeSet<String>, StoreError> {
-        Ok(locked(&self.inner, |s| {
-            s.seen.remove(sync_id).unwrap_or_default()
-        }))
+        Ok(locked(&self.inner, |s| s.take_sync_seen(sync_id)))
     }
 
     fn complete_sync(&self, sync_id: &str) -> Result<bool, StoreError> {
-        Ok(locked(&self.inner, |s| s.done.insert(sync_id.to_string())))
+        Ok(locked(&self.inner, |s| s.complete_sync(sync_id)))
     }
 
     fn sync_completed(&self, sync_id: &str) -> Result<bool, StoreError> {
         Ok(locked(&self.inner, |s| s.done.contains(sync_id)))
+    }
+}
+
+/// [`MetadataStore`] over an in-memory catalogue and sync bookkeeping: the batch works on
+/// copies of both, which replace the originals only if it succeeds.
+pub struct MemoryMetadata<'a> {
+    pub catalogue: &'a MemoryCatalogue,
+    pub syncs: &'a MemorySyncs,
+}
+
+struct MemoryTx<'a> {
+    scope: MetadataScope<'a>,
+    records: RefCell<Records>,
+    syncs: RefCell<Syncs>,
+}
+
+impl MemoryTx<'_> {
+    /// The same rule as the sled store's: only the final batch lists, for its own scope.
+    fn may_list(&self, asked: &str, own: &str) -> Result<(), StoreError> {
+        if self.scope.completes && asked == own {
+            return Ok(());
+        }
+        Err(StoreError::Invalid(format!(
+            "{asked}: only the final batch of a sync lists its VMs, for its own sync and \
+             hypervisor"
+        )))
+    }
+}
+
+impl MetadataTx for MemoryTx<'_> {
+    fn gateway(&self, arn: &str) -> TxStep<GatewayRecord> {
+        Ok(self.records.borrow().get_gateway(arn)?)
+    }
+
+    fn upsert_vm(
+        &self,
+        hypervisor_arn: &str,
+        instance_uuid: &str,
+        new_arn: &str,
+        change: &dyn Fn(&mut VmRecord),
+    ) -> TxStep<VmRecord> {
+        Ok(self
+            .records
+            .borrow_mut()
+            .upsert_vm(hypervisor_arn, instance_uuid, new_arn, change)?)
+    }
+
+    fn delete_vm_by_uuid(&self, hypervisor_arn: &str, instance_uuid: &str) -> TxStep<()> {
+        self.records
+            .borrow_mut()
+            .delete_vm_by_uuid(hypervisor_arn, instance_uuid);
+        Ok(())
+    }
+
+    fn vm_uuids(&self, hypervisor_arn: &str) -> TxStep<Vec<String>> {
+        self.may_list(hypervisor_arn, self.scope.hypervisor_arn)?;
+        Ok(self.records.borrow().vm_uuids(hypervisor_arn))
+    }
+
+    fn tag_resource(&self, arn: &str, add: &Tags, max_tags: usize) -> TxStep<()> {
+        Ok(self.records.borrow_mut().tag_resource(arn, add, max_tags)?)
+    }
+
+    fn untag_resource(&self, arn: &str, keys: &[String]) -> TxStep<()> {
+        Ok(self.records.borrow_mut().untag_resource(arn, keys)?)
+    }
+
+    fn update_hypervisor(
+        &self,
+        arn: &str,
+        change: &dyn Fn(&mut HypervisorRecord) -> Result<(), StoreError>,
+    ) -> TxStep<HypervisorRecord> {
+        Ok(self.records.borrow_mut().update_hypervisor(arn, change)?)
+    }
+
+    fn sync_seen(&self, sync_id: &str, uuids: &[String]) -> TxStep<()> {
+        self.syncs.borrow_mut().sync_seen(sync_id, uuids);
+        Ok(())
+    }
+
+    fn take_sync_seen(&self, sync_id: &str) -> TxStep<BTreeSet<String>> {
+        self.may_list(sync_id, self.scope.sync_id)?;
+        Ok(self.syncs.borrow_mut().take_sync_seen(sync_id))
+    }
+
+    fn complete_sync(&self, sync_id: &str) -> TxStep<bool> {
+        Ok(self.syncs.borrow_mut().complete_sync(sync_id))
+    }
+
+    fn sync_completed(&self, sync_id: &str) -> TxStep<bool> {
+        Ok(self.syncs.borrow().done.contains(sync_id))
+    }
+}
+
+impl MetadataStore for MemoryMetadata<'_> {
+    fn metadata_transaction(
+        &self,
+        scope: MetadataScope<'_>,
+        batch: &dyn Fn(&dyn MetadataTx) -> TxStep<()>,
+    ) -> Result<(), StoreError> {
+        locked(&self.catalogue.inner, |records| {
+            locked(&self.syncs.inner, |syncs| {
+                let tx = MemoryTx {
+                    scope,
+                    records: RefCell::new(records.clone()),
+                    syncs: RefCell::new(syncs.clone()),
+                };
+                match batch(&tx) {
+                    Ok(()) => {
+                        *records = tx.records.into_inner();
+                        *syncs = tx.syncs.into_inner();
+                        Ok(())
+                    }
+                    Err(TxError::Abort(e)) => Err(e),
+                    Err(TxError::Retry) => Err(StoreError::Conflict(
+                        "an in-memory transaction cannot conflict".into(),
+                    )),
+                }
+            })
+        })
     }
 }

@@ -3,7 +3,8 @@
 //! One tree per record kind, keyed by ARN so that scans come out ordered by ARN (which is the
 //! order every List operation returns). Changes that touch several trees run in one sled
 //! transaction; checks that guard them (a key not yet consumed, a gateway without a
-//! hypervisor) run inside the same transaction, so concurrent requests cannot both win.
+//! hypervisor) run inside the same transaction, so concurrent requests cannot both win. A
+//! metadata batch from a gateway is one transaction too ([`domain::MetadataStore`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), bgw_cloud::error::StoreError> {
@@ -15,9 +16,9 @@
 pub mod backup;
 pub mod backup_memory;
 pub mod domain;
-mod gateway_ops;
+pub(crate) mod gateway_ops;
 pub mod memory;
-mod ops;
+pub(crate) mod ops;
 pub mod records;
 pub mod releases;
 
@@ -47,6 +48,10 @@ pub struct Store {
     keys: Tree,
     tags: Tree,
     schedules: Tree,
+    /// `sync id \0 instance UUID`: the VMs a running metadata sync mentioned.
+    sync_seen: Tree,
+    /// Sync ids of the metadata syncs that completed.
+    syncs_done: Tree,
 }
 
 /// The trees inside one transaction.
@@ -58,9 +63,45 @@ pub(crate) struct Tx<'a> {
     pub keys: &'a TransactionalTree,
     pub tags: &'a TransactionalTree,
     pub schedules: &'a TransactionalTree,
+    pub sync_seen: &'a TransactionalTree,
+    pub syncs_done: &'a TransactionalTree,
 }
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Why a step of a transaction the caller drives ([`domain::MetadataStore`]) failed.
+#[derive(Debug)]
+pub enum TxError {
+    /// Another writer changed what the transaction read: it is run again from the start.
+    Retry,
+    /// The transaction is abandoned with this error; nothing it wrote is kept.
+    Abort(StoreError),
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError::Abort(e)
+    }
+}
+
+impl From<ConflictableTransactionError<StoreError>> for TxError {
+    fn from(e: ConflictableTransactionError<StoreError>) -> Self {
+        match e {
+            ConflictableTransactionError::Abort(e) => TxError::Abort(e),
+            ConflictableTransactionError::Conflict => TxError::Retry,
+            ConflictableTransactionError::Storage(e) => TxError::Abort(StoreError::Engine(e)),
+        }
+    }
+}
+
+impl From<TxError> for ConflictableTransactionError<StoreError> {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Retry => ConflictableTransactionError::Conflict,
+            TxError::Abort(e) => ConflictableTransactionError::Abort(e),
+        }
+    }
+}
 
 /// Aborts a transaction with a store error.
 pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
@@ -128,6 +169,8 @@ impl Store {
             keys: db.open_tree("activation_keys")?,
             tags: db.open_tree("tags")?,
             schedules: db.open_tree("bandwidth_schedules")?,
+            sync_seen: db.open_tree("gw_sync_seen")?,
+            syncs_done: db.open_tree("gw_syncs_done")?,
             db,
         })
     }
@@ -147,10 +190,22 @@ impl Store {
             &self.keys,
             &self.tags,
             &self.schedules,
+            &self.sync_seen,
+            &self.syncs_done,
         );
         trees
             .transaction(
-                |(gateways, hypervisors, vms, vm_index, keys, tags, schedules)| {
+                |(
+                    gateways,
+                    hypervisors,
+                    vms,
+                    vm_index,
+                    keys,
+                    tags,
+                    schedules,
+                    sync_seen,
+                    syncs_done,
+                )| {
                     f(&Tx {
                         gateways,
                         hypervisors,
@@ -159,6 +214,8 @@ impl Store {
                         keys,
                         tags,
                         schedules,
+                        sync_seen,
+                        syncs_done,
                     })
                 },
             )

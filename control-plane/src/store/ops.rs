@@ -16,7 +16,7 @@ fn resource_kind(arn: &str) -> Option<&'static str> {
     }
 }
 
-fn vm_index_key(hypervisor_arn: &str, instance_uuid: &str) -> String {
+pub(crate) fn vm_index_key(hypervisor_arn: &str, instance_uuid: &str) -> String {
     format!("{hypervisor_arn}\0{instance_uuid}")
 }
 
@@ -221,14 +221,7 @@ impl Store {
         arn: &str,
         change: impl Fn(&mut HypervisorRecord) -> Result<(), StoreError>,
     ) -> Result<HypervisorRecord, StoreError> {
-        self.tx(|tx| {
-            let mut hv = require_hypervisor(tx, arn)?;
-            if let Err(e) = change(&mut hv) {
-                return abort(e);
-            }
-            tx_put(tx.hypervisors, arn, &hv)?;
-            Ok(hv.clone())
-        })
+        self.tx(|tx| update_hypervisor_in(tx, arn, &change))
     }
 
     /// Deletes a hypervisor with its VMs and tags. A hypervisor a gateway uses is a conflict.
@@ -276,30 +269,7 @@ impl Store {
         new_arn: &str,
         change: impl Fn(&mut VmRecord),
     ) -> Result<VmRecord, StoreError> {
-        let index_key = vm_index_key(hypervisor_arn, instance_uuid);
-        self.tx(|tx| {
-            require_hypervisor(tx, hypervisor_arn)?;
-            let existing = match tx.vm_index.get(index_key.as_bytes())? {
-                Some(arn) => tx_get::<VmRecord>(tx.vms, &String::from_utf8_lossy(&arn))?,
-                None => None,
-            };
-            let mut vm = existing.unwrap_or_else(|| VmRecord {
-                arn: new_arn.to_owned(),
-                hypervisor_arn: hypervisor_arn.to_owned(),
-                instance_uuid: instance_uuid.to_owned(),
-                name: String::new(),
-                path: None,
-                host_name: None,
-                last_backup: None,
-                vmware_tags: Vec::new(),
-                mapped_tag_keys: Vec::new(),
-            });
-            change(&mut vm);
-            tx.vm_index
-                .insert(index_key.as_bytes(), vm.arn.as_bytes())?;
-            tx_put(tx.vms, &vm.arn, &vm)?;
-            Ok(vm.clone())
-        })
+        self.tx(|tx| upsert_vm_in(tx, hypervisor_arn, instance_uuid, new_arn, &change))
     }
 
     pub fn get_vm(&self, arn: &str) -> Result<VmRecord, StoreError> {
@@ -332,35 +302,85 @@ impl Store {
 
     /// Adds or overwrites tags; the result may hold at most `max_tags`.
     pub fn tag_resource(&self, arn: &str, add: &Tags, max_tags: usize) -> Result<(), StoreError> {
-        self.tx(|tx| {
-            require_resource(tx, arn)?;
-            let mut tags = tx_get::<Tags>(tx.tags, arn)?.unwrap_or_default();
-            tags.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
-            if tags.len() > max_tags {
-                return abort(StoreError::Invalid(format!(
-                    "a resource can have at most {max_tags} tags; {arn} would have {}",
-                    tags.len()
-                )));
-            }
-            tx_put(tx.tags, arn, &tags)?;
-            Ok(())
-        })
+        self.tx(|tx| tag_resource_in(tx, arn, add, max_tags))
     }
 
     pub fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<(), StoreError> {
-        self.tx(|tx| {
-            require_resource(tx, arn)?;
-            let mut tags = tx_get::<Tags>(tx.tags, arn)?.unwrap_or_default();
-            for k in keys {
-                tags.remove(k);
-            }
-            tx_put(tx.tags, arn, &tags)?;
-            Ok(())
-        })
+        self.tx(|tx| untag_resource_in(tx, arn, keys))
     }
 }
 
-fn require_gateway(tx: &Tx<'_>, arn: &str) -> TxResult<GatewayRecord> {
+// ---- steps inside a transaction ----------------------------------------------------------
+
+pub(crate) fn update_hypervisor_in(
+    tx: &Tx<'_>,
+    arn: &str,
+    change: &dyn Fn(&mut HypervisorRecord) -> Result<(), StoreError>,
+) -> TxResult<HypervisorRecord> {
+    let mut hv = require_hypervisor(tx, arn)?;
+    if let Err(e) = change(&mut hv) {
+        return abort(e);
+    }
+    tx_put(tx.hypervisors, arn, &hv)?;
+    Ok(hv)
+}
+
+pub(crate) fn upsert_vm_in(
+    tx: &Tx<'_>,
+    hypervisor_arn: &str,
+    instance_uuid: &str,
+    new_arn: &str,
+    change: &dyn Fn(&mut VmRecord),
+) -> TxResult<VmRecord> {
+    let index_key = vm_index_key(hypervisor_arn, instance_uuid);
+    require_hypervisor(tx, hypervisor_arn)?;
+    let existing = match tx.vm_index.get(index_key.as_bytes())? {
+        Some(arn) => tx_get::<VmRecord>(tx.vms, &String::from_utf8_lossy(&arn))?,
+        None => None,
+    };
+    let mut vm = existing.unwrap_or_else(|| VmRecord {
+        arn: new_arn.to_owned(),
+        hypervisor_arn: hypervisor_arn.to_owned(),
+        instance_uuid: instance_uuid.to_owned(),
+        name: String::new(),
+        path: None,
+        host_name: None,
+        last_backup: None,
+        vmware_tags: Vec::new(),
+        mapped_tag_keys: Vec::new(),
+    });
+    change(&mut vm);
+    tx.vm_index
+        .insert(index_key.as_bytes(), vm.arn.as_bytes())?;
+    tx_put(tx.vms, &vm.arn, &vm)?;
+    Ok(vm)
+}
+
+pub(crate) fn tag_resource_in(tx: &Tx<'_>, arn: &str, add: &Tags, max_tags: usize) -> TxResult<()> {
+    require_resource(tx, arn)?;
+    let mut tags = tx_get::<Tags>(tx.tags, arn)?.unwrap_or_default();
+    tags.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if tags.len() > max_tags {
+        return abort(StoreError::Invalid(format!(
+            "a resource can have at most {max_tags} tags; {arn} would have {}",
+            tags.len()
+        )));
+    }
+    tx_put(tx.tags, arn, &tags)?;
+    Ok(())
+}
+
+pub(crate) fn untag_resource_in(tx: &Tx<'_>, arn: &str, keys: &[String]) -> TxResult<()> {
+    require_resource(tx, arn)?;
+    let mut tags = tx_get::<Tags>(tx.tags, arn)?.unwrap_or_default();
+    for k in keys {
+        tags.remove(k);
+    }
+    tx_put(tx.tags, arn, &tags)?;
+    Ok(())
+}
+
+pub(crate) fn require_gateway(tx: &Tx<'_>, arn: &str) -> TxResult<GatewayRecord> {
     match tx_get(tx.gateways, arn)? {
         Some(gw) => Ok(gw),
         None => abort(StoreError::not_found("gateway", arn)),
