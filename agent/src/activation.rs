@@ -133,7 +133,7 @@ impl Activation {
         let request = ActivationRequest {
             agent_id: self.identity.agent_id.clone(),
             agent_secret_sha256: self.identity.secret_sha256(),
-            agent_version: crate::VERSION.to_string(),
+            agent_version: crate::version().to_string(),
             hostname: self.hostname.clone(),
             region: region.clone(),
             gateway_type: GatewayType::BackupVm,

@@ -42,7 +42,7 @@ impl CloudClient {
             .tls_built_in_root_certs(false)
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(format!("bgw-agent/{}", crate::VERSION));
+            .user_agent(format!("bgw-agent/{}", crate::version()));
         if let Some(proxy) = &config.proxy {
             let proxy = reqwest::Proxy::all(proxy.expose().as_str()).map_err(Error::HttpClient)?;
             builder = builder.proxy(proxy);
@@ -116,6 +116,38 @@ impl CloudClient {
         url.to_string()
     }
 
+    /// Adds the SigV4 headers of a JSON POST of `body` to `url`.
+    fn sign_json(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        url: &str,
+        body: &[u8],
+    ) -> Result<reqwest::RequestBuilder> {
+        let creds = self
+            .credentials
+            .read()
+            .expect("credentials lock")
+            .clone()
+            .ok_or(Error::NotActivated)?;
+        let headers = [
+            ("host", self.host_header.as_str()),
+            ("content-type", "application/json"),
+        ];
+        for (name, value) in bgw_protocol::sigv4::sign_request(
+            "POST",
+            url,
+            &headers,
+            body,
+            &creds.access_key_id,
+            creds.secret_access_key.expose(),
+            &self.region,
+            self.time.now(),
+        )? {
+            request = request.header(name, value);
+        }
+        Ok(request)
+    }
+
     async fn post<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         path: &'static str,
@@ -134,28 +166,7 @@ impl CloudClient {
                 .header("host", &self.host_header)
                 .header("content-type", "application/json");
             if signed {
-                let creds = self
-                    .credentials
-                    .read()
-                    .expect("credentials lock")
-                    .clone()
-                    .ok_or(Error::NotActivated)?;
-                let headers = [
-                    ("host", self.host_header.as_str()),
-                    ("content-type", "application/json"),
-                ];
-                for (name, value) in bgw_protocol::sigv4::sign_request(
-                    "POST",
-                    &url,
-                    &headers,
-                    &body,
-                    &creds.access_key_id,
-                    creds.secret_access_key.expose(),
-                    &self.region,
-                    self.time.now(),
-                )? {
-                    request = request.header(name, value);
-                }
+                request = self.sign_json(request, &url, &body)?;
             }
             let response = request.body(body.clone()).send().await.map_err(|source| {
                 Error::CloudUnreachable {
@@ -289,6 +300,50 @@ impl CloudClient {
             .post(paths::SYNC_STATUS, report, true, REQUEST_TIMEOUT)
             .await?;
         Ok(())
+    }
+
+    /// The artifact of release `version` from byte `offset` on (`Range: bytes=N-`). The body
+    /// is left to the caller to stream; the request has no overall timeout (artifacts are
+    /// large), so the caller bounds each read.
+    pub async fn update_artifact(&self, version: &str, offset: u64) -> Result<reqwest::Response> {
+        let path = paths::UPDATE_ARTIFACT;
+        let url = self.url(path);
+        let body = serde_json::to_vec(&serde_json::json!({ "version": version }))
+            .expect("the request serialises");
+        let mut request = self
+            .http
+            .post(&url)
+            .header("host", &self.host_header)
+            .header("content-type", "application/json");
+        if offset > 0 {
+            request = request.header("range", format!("bytes={offset}-"));
+        }
+        let response = self
+            .sign_json(request, &url, &body)?
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| Error::CloudUnreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        let error: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+        Err(Error::CloudRefused {
+            path,
+            status: status.as_u16(),
+            code: error
+                .as_ref()
+                .map_or("Unknown".into(), |e| format!("{:?}", e.code)),
+            message: error.map_or_else(
+                || String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                |e| e.message,
+            ),
+        })
     }
 
     pub async fn rotate_credentials(&self) -> Result<RotatedCredentials> {

@@ -18,6 +18,7 @@ use crate::hypervisor::{HypervisorEnv, HypervisorLink};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::state::{OutboxItem, Store};
+use crate::updater::Updater;
 
 /// Long-poll wait asked of the cloud.
 const POLL_SECONDS: u32 = 20;
@@ -35,6 +36,8 @@ pub struct CommandTask {
     pub hypervisor: Arc<dyn HypervisorLink>,
     pub hypervisor_env: HypervisorEnv,
     pub backups: Arc<BackupService>,
+    /// Told about `UPDATE_NOW`.
+    pub updates: Arc<Updater>,
     /// Commands in flight, which the daemon waits for at shutdown.
     pub tracker: TaskTracker,
 }
@@ -96,10 +99,13 @@ async fn execute(task: &CommandTask, command: Command) {
             task.config.wake();
             CommandOutcome::Succeeded
         }
-        CommandKind::UpdateNow => {
-            // No newer software is published for this build: nothing to apply.
-            CommandOutcome::Succeeded
-        }
+        CommandKind::UpdateNow => match task.updates.update_now() {
+            Ok(()) => CommandOutcome::Succeeded,
+            Err(e) => CommandOutcome::Failed {
+                stage: bgw_protocol::commands::TestStage::Unavailable,
+                message: e.to_string(),
+            },
+        },
         CommandKind::BackupVm(cmd) => backups.start_backup(cmd),
         CommandKind::RestoreVm(cmd) => backups.start_restore(cmd),
         CommandKind::CancelJob(cmd) => backups.cancel(cmd),

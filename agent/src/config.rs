@@ -18,6 +18,12 @@
 //!
 //! [metrics]
 //! listen = "127.0.0.1:9470"
+//!
+//! [updates]
+//! trusted_keys = ["/etc/bgw-agent/release.pub"]
+//! trial_deadline = "120s"
+//! job_wait_limit = "2h"
+//! apply_missed_after = "14d"
 //! ```
 //!
 //! Unknown keys and invalid values are refused with the key named.
@@ -38,6 +44,21 @@ pub struct Config {
     pub admin: AdminConfig,
     pub metrics: MetricsConfig,
     pub vcenter: VcenterConfig,
+    pub updates: UpdatesConfig,
+}
+
+/// Software updates: whom to trust, how long a new version's trial lasts, how long to wait.
+#[derive(Debug, Clone)]
+pub struct UpdatesConfig {
+    /// Release keys trusted besides those built in (read and checked at load).
+    pub trusted_keys: Vec<bgw_update::keys::PublicKey>,
+    /// A new version must pass its self-check and heartbeat the cloud within this long.
+    pub trial_deadline: Duration,
+    /// Running backup or restore jobs delay an update at most this long.
+    pub job_wait_limit: Duration,
+    /// A release published longer ago than this applies at once instead of waiting for the
+    /// next maintenance window (the windows it should have used were missed).
+    pub apply_missed_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +174,18 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     vcenter: RawVcenter,
+    #[serde(default)]
+    updates: RawUpdates,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUpdates {
+    #[serde(default)]
+    trusted_keys: Vec<PathBuf>,
+    trial_deadline: Option<String>,
+    job_wait_limit: Option<String>,
+    apply_missed_after: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -346,7 +379,40 @@ impl Config {
                 86400,
             )?,
         };
+        let mut trusted_keys = Vec::new();
+        for key in raw.updates.trusted_keys {
+            let key = absolute(key);
+            trusted_keys.push(
+                bgw_update::keys::PublicKey::read(&key)
+                    .map_err(|e| invalid(format!("updates.trusted_keys: {e}")))?,
+            );
+        }
+        let updates = UpdatesConfig {
+            trusted_keys,
+            trial_deadline: duration(
+                "updates.trial_deadline",
+                raw.updates.trial_deadline,
+                "120s",
+                1,
+                3600,
+            )?,
+            job_wait_limit: duration(
+                "updates.job_wait_limit",
+                raw.updates.job_wait_limit,
+                "2h",
+                0,
+                7 * 86400,
+            )?,
+            apply_missed_after: duration(
+                "updates.apply_missed_after",
+                raw.updates.apply_missed_after,
+                "14d",
+                0,
+                366 * 86400,
+            )?,
+        };
         Ok(Config {
+            updates,
             vcenter,
             cloud: CloudConfig {
                 endpoint,
@@ -390,6 +456,13 @@ mod tests {
         assert_eq!(c.metrics.listen.unwrap().to_string(), "127.0.0.1:9470");
         assert_eq!(c.vcenter.sync_interval, Duration::from_secs(3600));
         assert_eq!(c.vcenter.tag_check_interval, Duration::from_secs(300));
+        assert!(c.updates.trusted_keys.is_empty());
+        assert_eq!(c.updates.trial_deadline, Duration::from_secs(120));
+        assert_eq!(c.updates.job_wait_limit, Duration::from_secs(7200));
+        assert_eq!(
+            c.updates.apply_missed_after,
+            Duration::from_secs(14 * 86400)
+        );
         let c = parse(&format!(
             "{MINIMAL}[vcenter]\nsync_interval = \"6h\"\ntag_check_interval = \"30s\"\n"
         ))
@@ -442,6 +515,14 @@ mod tests {
             (
                 "[vcenter]\ntag_check_interval = \"often\"\n",
                 "vcenter.tag_check_interval",
+            ),
+            (
+                "[updates]\ntrusted_keys = [\"/nonexistent/release.pub\"]\n",
+                "updates.trusted_keys",
+            ),
+            (
+                "[updates]\ntrial_deadline = \"0s\"\n",
+                "updates.trial_deadline",
             ),
         ] {
             let err = parse(&format!("{MINIMAL}{extra}")).unwrap_err().to_string();

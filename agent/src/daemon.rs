@@ -136,6 +136,7 @@ pub async fn run_with(
         &identity.agent_id,
         shutdown.clone(),
     );
+    let updates = crate::updater::Updater::open(&config)?;
     let tracker = TaskTracker::new();
     tracker.spawn(backups.clone().run_cleanup());
     let mut bound = BoundEndpoints::default();
@@ -162,6 +163,7 @@ pub async fn run_with(
                 time: time.clone(),
                 timezone: timezone.clone(),
                 started,
+                updates: updates.clone(),
             },
             activation: activation.clone(),
             jobs: jobs.clone(),
@@ -181,6 +183,18 @@ pub async fn run_with(
         ));
     }
     write_endpoints(&config, &bound)?;
+    tracker.spawn(updates.clone().run(
+        crate::updater::Context {
+            cloud: cloud.clone(),
+            link: link.clone(),
+            config: applied.clone(),
+            time: time.clone(),
+            timezone,
+            jobs: jobs.clone(),
+            admin: bound.admin,
+        },
+        shutdown.clone(),
+    ));
 
     tracker.spawn(activation.clone().run_waiter(shutdown.clone()));
     tracker.spawn(crate::bandwidth::run(
@@ -205,6 +219,7 @@ pub async fn run_with(
             timezone: timezone.clone(),
             started,
             interval: config.gateway.heartbeat_interval,
+            updates: updates.clone(),
         };
         let commands = CommandTask {
             cloud: cloud.clone(),
@@ -216,6 +231,7 @@ pub async fn run_with(
             hypervisor: components.hypervisor.clone(),
             hypervisor_env: hypervisor_env.clone(),
             backups: backups.clone(),
+            updates: updates.clone(),
             tracker: tracker.clone(),
         };
         let config_pull = ConfigPull {

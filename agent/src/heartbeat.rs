@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgw_protocol::heartbeat::{Heartbeat, UpdateState, UpdateStatus};
+use bgw_protocol::heartbeat::Heartbeat;
 use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +18,7 @@ use crate::hypervisor_board::HypervisorBoard;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::status::bandwidth_schedule;
+use crate::updater::Updater;
 
 /// What the heartbeat reads and whom it wakes.
 pub struct HeartbeatTask {
@@ -34,11 +35,18 @@ pub struct HeartbeatTask {
     pub timezone: crate::gateway_zone::GatewayZone,
     pub started: Instant,
     pub interval: Duration,
+    /// Reports the update state; told what the cloud offers.
+    pub updates: Arc<Updater>,
 }
 
 /// Sends heartbeats every `interval` until shutdown. While the cloud is unreachable it retries
 /// with backoff capped at the interval (and 60 s), so it resumes within one interval of recovery.
 pub async fn run(task: HeartbeatTask, shutdown: CancellationToken) {
+    if crate::build_fault() == crate::BuildFault::NoHeartbeat {
+        tracing::error!("this build is broken on purpose (BGW_BUILD_FAULT=no-heartbeat)");
+        shutdown.cancelled().await;
+        return;
+    }
     let cloud = &task.cloud;
     let interval = task.interval;
     let mut backoff = Backoff::new(Duration::from_secs(1), interval);
@@ -54,6 +62,7 @@ pub async fn run(task: HeartbeatTask, shutdown: CancellationToken) {
                 backoff.reset();
                 let now = task.time.now_utc();
                 task.link.heartbeat_answered(now);
+                task.updates.offered(ack.update.clone());
                 task.metrics.heartbeat(true, now.timestamp());
                 if ack.rotate_credentials {
                     rotate_credentials(&task.link, cloud).await;
@@ -95,7 +104,7 @@ fn build(task: &HeartbeatTask) -> Heartbeat {
         hypervisor.hypervisor_arn = config.hypervisor.as_ref().map(|h| h.hypervisor_arn.clone());
     }
     Heartbeat {
-        agent_version: crate::VERSION.to_string(),
+        agent_version: crate::version().to_string(),
         hostname: host.hostname.clone(),
         ip_addresses: host.ip_addresses.clone(),
         mac_addresses: host.mac_addresses.clone(),
@@ -105,12 +114,7 @@ fn build(task: &HeartbeatTask) -> Heartbeat {
         resources: host.resources.clone(),
         hypervisor,
         bandwidth_limit_bps: limit,
-        update: UpdateStatus {
-            state: UpdateState::Idle,
-            available_version: None,
-            staged_version: None,
-            last_attempt: None,
-        },
+        update: task.updates.status(),
         config_version: config.version,
     }
 }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod backoff;
 pub mod backup;
 pub mod bandwidth;
+pub mod build;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
@@ -41,13 +42,10 @@ pub mod state;
 pub mod status;
 pub mod sync_board;
 pub mod systemd;
+pub mod updater;
 pub mod vcenter_link;
 
 pub use config::Config;
 
-/// The version of this build (`BGW_VERSION` at build time, else the crate version).
-pub const VERSION: &str = env!("BGW_AGENT_VERSION");
-
-/// A deliberate fault baked into a test build (`BGW_BUILD_FAULT`); empty in real builds.
-pub const BUILD_FAULT: &str = env!("BGW_AGENT_BUILD_FAULT");
+pub use build::{build_fault, version, BuildFault};
 pub use error::{Error, Result};

@@ -1,6 +1,10 @@
 //! `bgw-agent`: the long-running gateway agent and its operator commands.
 //!
 //! The binary is thin: it parses arguments and hands over to the library.
+//!
+//! `BGW_VERSION=1.2.3 cargo build -p bgw-agent` makes an agent that reports 1.2.3 (else the
+//! crate version); `BGW_BUILD_FAULT=exit-at-start|no-heartbeat` makes a deliberately broken
+//! one for the update tests. Both are read here, so changing them recompiles only this file.
 
 use std::process::ExitCode;
 
@@ -11,7 +15,7 @@ use bgw_agent::cli;
 #[derive(Parser)]
 #[command(
     name = "bgw-agent",
-    version = bgw_agent::VERSION,
+    version = bgw_agent::version(),
     about = "Backup gateway agent",
     after_help = cli::exit::HELP
 )]
@@ -43,6 +47,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    bgw_agent::build::init(option_env!("BGW_VERSION"), option_env!("BGW_BUILD_FAULT"));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cli::daemon::run(args),

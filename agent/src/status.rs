@@ -33,6 +33,7 @@ pub struct StatusSources {
     pub time: CloudTime,
     pub timezone: crate::gateway_zone::GatewayZone,
     pub started: Instant,
+    pub updates: Arc<crate::updater::Updater>,
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -85,7 +86,7 @@ impl StatusReport {
         let sync = src.sync.current();
         let pending = src.store.pending_activation().ok().flatten();
         Self {
-            version: crate::VERSION.to_string(),
+            version: crate::version().to_string(),
             agent_id: src
                 .store
                 .value::<crate::state::Identity>("identity")
@@ -146,6 +147,7 @@ impl StatusReport {
                 next_window_start: maintenance_start(&config)
                     .map(|m| rfc3339(m.next_window_start(now, tz))),
             },
+            update: src.updates.report(&config, tz, now),
         }
     }
 }

@@ -25,6 +25,28 @@ pub struct StatusReport {
     pub sync: SyncReport,
     pub bandwidth: BandwidthReport,
     pub maintenance: MaintenanceReport,
+    /// Software updates (absent in answers of agents that predate them).
+    #[serde(default)]
+    pub update: UpdateReport,
+}
+
+/// The software update part of `bgw-agent status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateReport {
+    pub running_version: String,
+    /// `IDLE`, `DOWNLOADING`, `STAGED`, `WAITING`, `APPLYING`, `VERIFYING`, `COMMITTED` or
+    /// `ROLLED_BACK`.
+    pub state: String,
+    pub staged_version: Option<String>,
+    /// The release the cloud offers.
+    pub available_version: Option<String>,
+    /// When the next maintenance window starts (UTC).
+    pub next_window_start: Option<String>,
+    /// `UpdateGatewaySoftwareNow` asked to apply without waiting for the window.
+    #[serde(default)]
+    pub apply_now: bool,
+    /// The latest attempt: version, start, end, result and reason.
+    pub last_attempt: Option<bgw_protocol::heartbeat::UpdateAttempt>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +77,16 @@ pub fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
     crate::memory::limit_arenas();
     init_tracing();
     let config = load(&args.config)?;
+    // The launcher may run another version instead (exec) or supervise a trial.
+    let launcher = crate::updater::launcher::Launcher::new(&config, &args.config);
+    if launcher.start()? == crate::updater::launcher::Start::Supervise {
+        return Ok(launcher.supervise()?);
+    }
+    if crate::build_fault() == crate::BuildFault::ExitAtStart {
+        tracing::error!("this build is broken on purpose (BGW_BUILD_FAULT=exit-at-start)");
+        return Ok(ExitCode::FAILURE);
+    }
+    let signalled = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -82,15 +94,16 @@ pub fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        tokio::spawn(stop_on_signal(shutdown.clone(), signalled.clone()));
         daemon::run(config, shutdown).await
     })?;
     // Do not wait for stragglers (e.g. a DNS lookup in a blocking thread).
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    Ok(ExitCode::SUCCESS)
+    // The agent stopped: for good, or to restart into a staged version.
+    Ok(launcher.after_daemon(signalled.load(Ordering::SeqCst))?)
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
+async fn stop_on_signal(shutdown: CancellationToken, signalled: Arc<AtomicBool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -103,6 +116,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
+    signalled.store(true, Ordering::SeqCst);
     shutdown.cancel();
 }
 
@@ -214,6 +228,39 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         "  maintenance:  {}",
         or(&report.maintenance.next_window_start, "not set")
     );
+    let u = &report.update;
+    println!(
+        "  update:       {}{}{}{}",
+        u.state,
+        u.staged_version
+            .as_ref()
+            .map(|v| format!(", {v} staged"))
+            .unwrap_or_default(),
+        u.available_version
+            .as_ref()
+            .map(|v| format!(", {v} offered"))
+            .unwrap_or_default(),
+        if u.apply_now {
+            ", apply now requested"
+        } else {
+            ""
+        }
+    );
+    if let Some(a) = &u.last_attempt {
+        println!(
+            "  last update:  {} {} (started {}{}){}",
+            a.version,
+            a.result,
+            crate::status::rfc3339(a.started_at),
+            a.ended_at
+                .map(|t| format!(", ended {}", crate::status::rfc3339(t)))
+                .unwrap_or_default(),
+            a.reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

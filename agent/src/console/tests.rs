@@ -67,6 +67,7 @@ pub(super) fn status(activated: bool) -> StatusReport {
         maintenance: MaintenanceReport {
             next_window_start: None,
         },
+        update: Default::default(),
     }
 }
 
