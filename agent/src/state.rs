@@ -334,7 +334,13 @@ fn restrict_permissions(dir: &Path) -> std::io::Result<()> {
         if meta.is_dir() {
             restrict_permissions(&entry.path())?;
         } else {
-            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            // Staged agent versions (versions/VERSION/bgw-agent) stay executable.
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                0o700
+            } else {
+                0o600
+            };
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
         }
     }
     Ok(())

@@ -236,9 +236,23 @@ impl RecordFile {
             what: format!("writing {}", self.path.display()),
             source,
         };
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = self.path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
+        }
         let tmp = self.path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(record).expect("the update record serialises");
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
         file.write_all(&text).map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)?;

@@ -19,6 +19,8 @@ pub struct AgentOptions {
     /// `None` = the cloud's endpoint.
     pub endpoint: Option<String>,
     pub region: String,
+    /// TOML appended to the configuration file (e.g. an `[updates]` section).
+    pub extra_config: String,
 }
 
 impl Default for AgentOptions {
@@ -28,6 +30,7 @@ impl Default for AgentOptions {
             heartbeat: "1s".into(),
             endpoint: None,
             region: "us-east-1".into(),
+            extra_config: String::new(),
         }
     }
 }
@@ -58,12 +61,13 @@ impl Agent {
                 "[cloud]\nendpoint = \"{endpoint}\"\nregion = \"{}\"\nca_file = \"{}\"\n\n\
                  [gateway]\nstate_dir = \"{}\"\ntimezone = \"{}\"\nactivation_listen = \"127.0.0.1:0\"\n\
                  heartbeat_interval = \"{}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
-                 [metrics]\nlisten = \"127.0.0.1:0\"\n",
+                 [metrics]\nlisten = \"127.0.0.1:0\"\n{}",
                 options.region,
                 cloud.ca_file().display(),
                 dir.path().join("state").display(),
                 options.timezone,
                 options.heartbeat,
+                options.extra_config,
             ),
         )
         .unwrap();
@@ -208,6 +212,11 @@ impl Agent {
             || (self.status()["gateway_arn"].as_str() == Some(arn.as_str())).then_some(()),
         );
         arn
+    }
+
+    /// The pid of the process the test started (`bgw-agent run`).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(ChildProcess::id)
     }
 
     pub fn kill(&mut self) {
