@@ -58,6 +58,15 @@ impl Role {
     }
 }
 
+/// What the launcher does at start.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    InProcess,
+    Supervise,
+    /// Replace this process with that version's agent.
+    Exec(Version),
+}
+
 /// What `bgw-agent run` does after the launcher looked at the record.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Start {
@@ -83,18 +92,31 @@ fn now() -> DateTime<Utc> {
 
 impl Launcher {
     pub fn new(config: &Config, config_path: &Path) -> Self {
+        let own = Version::parse(crate::version()).unwrap_or(Version {
+            major: 0,
+            minor: 0,
+            patch: 0,
+        });
+        let systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
+        Self::with(config, config_path, own, Role::from_env(), systemd)
+    }
+
+    /// A launcher of version `own`, started as `role`, under systemd or not.
+    pub(crate) fn with(
+        config: &Config,
+        config_path: &Path,
+        own: Version,
+        role: Role,
+        systemd: bool,
+    ) -> Self {
         Launcher {
             file: RecordFile::new(&config.gateway.state_dir),
             versions: Versions::new(&config.gateway.state_dir),
             config_path: config_path.to_owned(),
             trial_deadline: config.updates.trial_deadline,
-            own: Version::parse(crate::version()).unwrap_or(Version {
-                major: 0,
-                minor: 0,
-                patch: 0,
-            }),
-            role: Role::from_env(),
-            systemd: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            own,
+            role,
+            systemd,
         }
     }
 
@@ -105,23 +127,34 @@ impl Launcher {
             return Ok(Start::InProcess);
         }
         let mut record = self.file.load()?;
-        let base = BaseBinary {
+        let before = record.clone();
+        record.base = Some(BaseBinary {
             version: self.own,
             path: std::env::current_exe().map_err(|source| Error::Io {
                 what: "finding the agent's own binary".into(),
                 source,
             })?,
-        };
-        if record.base.as_ref() != Some(&base) {
-            record.base = Some(base);
+        });
+        let plan = self.plan(&mut record, now());
+        if record != before {
             self.file.save(&record)?;
         }
+        match plan {
+            Plan::InProcess => Ok(Start::InProcess),
+            Plan::Supervise => Ok(Start::Supervise),
+            Plan::Exec(version) => Err(self.exec(&record, version)),
+        }
+    }
+
+    /// What to run, given the record a previous process left (changed in place: a trial that
+    /// never committed is rolled back, a pending apply under systemd starts its trial).
+    pub(crate) fn plan(&self, record: &mut UpdateRecord, now: DateTime<Utc>) -> Plan {
         match record.phase.clone() {
             Phase::Applying { release, .. } if self.systemd => {
-                self.begin_trial(&mut record)?;
-                return Err(self.exec(&record, release.version()));
+                self.begin_trial(record, now);
+                return Plan::Exec(release.version());
             }
-            Phase::Applying { .. } => return Ok(Start::Supervise),
+            Phase::Applying { .. } => return Plan::Supervise,
             Phase::Verifying {
                 release, previous, ..
             } => {
@@ -130,14 +163,13 @@ impl Launcher {
                     release.version()
                 );
                 tracing::warn!(version = %release.version(), %previous, "rolling back a trial that did not commit");
-                record.roll_back(previous, reason, now());
-                self.file.save(&record)?;
+                record.roll_back(previous, reason, now);
             }
             _ => {}
         }
         match record.committed {
-            Some(c) if c > self.own && self.versions.is_staged(c) => Err(self.exec(&record, c)),
-            _ => Ok(Start::InProcess),
+            Some(c) if c > self.own && self.versions.is_staged(c) => Plan::Exec(c),
+            _ => Plan::InProcess,
         }
     }
 
@@ -152,23 +184,20 @@ impl Launcher {
         self.supervise()
     }
 
-    /// Writes the start of the trial of the release being applied.
-    fn begin_trial(&self, record: &mut UpdateRecord) -> Result<DateTime<Utc>> {
-        let Phase::Applying { release, previous } = record.phase.clone() else {
-            return Err(Error::Job("no update is being applied".into()));
-        };
-        let started_at = now();
-        let deadline = started_at
-            + chrono::Duration::from_std(self.trial_deadline).unwrap_or(chrono::Duration::MAX);
-        tracing::info!(version = %release.version(), %previous, deadline = %deadline, "starting the trial of the new version");
-        record.phase = Phase::Verifying {
-            release,
-            previous,
-            started_at,
-            deadline,
-        };
-        self.file.save(record)?;
-        Ok(deadline)
+    /// Moves the release being applied to its trial, until `now` plus the deadline.
+    fn begin_trial(&self, record: &mut UpdateRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+        let deadline =
+            now + chrono::Duration::from_std(self.trial_deadline).unwrap_or(chrono::Duration::MAX);
+        if let Phase::Applying { release, previous } = record.phase.clone() {
+            tracing::info!(version = %release.version(), %previous, deadline = %deadline, "starting the trial of the new version");
+            record.phase = Phase::Verifying {
+                release,
+                previous,
+                started_at: now,
+                deadline,
+            };
+        }
+        deadline
     }
 
     /// The binary of `version`: staged under `versions/`, else the packaged one.
@@ -229,7 +258,8 @@ impl Launcher {
             let mut record = self.file.load()?;
             let (version, mut trial) = match record.phase.clone() {
                 Phase::Applying { release, previous } => {
-                    let deadline = self.begin_trial(&mut record)?;
+                    let deadline = self.begin_trial(&mut record, now());
+                    self.file.save(&record)?;
                     (release.version(), Some((deadline, previous)))
                 }
                 Phase::Verifying {
