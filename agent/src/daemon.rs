@@ -189,7 +189,7 @@ pub async fn run_with(
             link: link.clone(),
             config: applied.clone(),
             time: time.clone(),
-            timezone,
+            timezone: timezone.clone(),
             jobs: jobs.clone(),
             admin: bound.admin,
         },

@@ -371,3 +371,248 @@ fn trial_of(agent: &Agent, version: &str) -> bool {
                 && v["phase"]["release"]["manifest"]["version"] == version
         })
 }
+
+/// An artifact whose `bgw-agent` is a script printing its version (never run: refused first).
+fn fake_artifact(dir: &Path, version: &str) -> PathBuf {
+    let binary = dir.join(format!("agent-{version}"));
+    std::fs::write(&binary, format!("#!/bin/sh\necho 'bgw-agent {version}'\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = dir.join(format!("bgw-agent-{version}.tar.gz"));
+    let mut command =
+        Command::new(bgw_tests::paths::repo_root().join("packaging/make-update-artifact"));
+    command.arg(&binary).arg(&out);
+    let result = run_bounded("make-update-artifact", command, Duration::from_secs(30)).unwrap();
+    assert!(result.success(), "{}", result.stderr);
+    out
+}
+
+/// The copy of a published artifact the cloud serves.
+fn served(cloud: &Cloud, version: &str) -> PathBuf {
+    cloud
+        .data_dir()
+        .join("releases")
+        .join(format!("bgw-agent-{version}.tar.gz"))
+}
+
+#[test]
+fn bad_releases_are_refused_reported_and_not_installed() {
+    let cloud = Cloud::start(CloudOptions::default()).unwrap();
+    let keys = Keys::new();
+    let stranger = Keys::new();
+    let (mut agent, arn) = start_agent(&cloud, &keys, "");
+    window_far_away(&cloud, &arn);
+    let work = tempfile::tempdir().unwrap();
+
+    // Published while the agent is down, so that the served copies can be damaged before it
+    // sees them. Offered newest first: each refusal lets the cloud offer the next one.
+    agent.stop();
+    publish(
+        &cloud,
+        &keys,
+        &fake_artifact(work.path(), "100.11.0"),
+        &["--min-version", "100.0.0"],
+    );
+    publish(&cloud, &keys, &fake_artifact(work.path(), "100.12.0"), &[]);
+    let file = served(&cloud, "100.12.0");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    publish(&cloud, &keys, &fake_artifact(work.path(), "100.13.0"), &[]);
+    let file = served(&cloud, "100.13.0");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    publish(
+        &cloud,
+        &stranger,
+        &fake_artifact(work.path(), "100.14.0"),
+        &["--urgent"],
+    );
+    agent.launch();
+
+    for (version, code) in [
+        ("100.14.0", "UNTRUSTED_KEY"),
+        ("100.13.0", "TAMPERED"),
+        ("100.12.0", "TRUNCATED"),
+        ("100.11.0", "TOO_OLD"),
+    ] {
+        let (result, reason) = wait_for(
+            &agent,
+            Duration::from_secs(60),
+            &format!("{version} is refused"),
+            || result_of(&cloud, &arn, version),
+        );
+        assert_eq!(result, "REFUSED", "{version}: {reason}");
+        assert!(reason.starts_with(code), "{version}: {reason}");
+        println!("{version}: {reason}");
+    }
+    let status = agent.status();
+    assert_eq!(status["version"], bgw_version_of_packaged(&agent));
+    assert_eq!(status["update"]["state"], "IDLE", "{status}");
+    assert_eq!(status["update"]["last_attempt"]["result"], "REFUSED");
+    let versions = agent.state_dir().join("versions");
+    for version in ["100.11.0", "100.12.0", "100.13.0", "100.14.0"] {
+        assert!(!versions.join(version).exists(), "{version} was staged");
+    }
+    // Nothing is offered any more: every release was refused once.
+    wait_for(
+        &agent,
+        Duration::from_secs(10),
+        "no release is offered",
+        || {
+            update_status(&agent)["available_version"]
+                .is_null()
+                .then_some(())
+        },
+    );
+}
+
+/// What the packaged agent (`<target>/debug/bgw-agent`) reports.
+fn bgw_version_of_packaged(_agent: &Agent) -> String {
+    let binary = workspace_binary("bgw-agent", "BGW_AGENT_BIN").unwrap();
+    let out = Command::new(binary).arg("--version").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("bgw-agent ")
+        .to_string()
+}
+
+#[test]
+fn a_release_waits_for_the_window_in_the_gateways_time_zone_and_resumes_after_kill_9() {
+    use chrono::{Datelike, Timelike};
+    let cloud = Cloud::start(CloudOptions::default()).unwrap();
+    let keys = Keys::new();
+    let mut agent = Agent::start(
+        &cloud,
+        AgentOptions {
+            timezone: "Asia/Tokyo".into(),
+            extra_config: format!(
+                "\n[updates]\ntrusted_keys = [\"{}\"]\ntrial_deadline = \"{DEADLINE_SECS}s\"\n",
+                keys.public().display()
+            ),
+            ..Default::default()
+        },
+    );
+    let arn = agent.activate(&cloud);
+    let packaged = bgw_version_of_packaged(&agent);
+
+    // The window starts at the first whole minute at least 45 s from now, given in Tokyo time.
+    let now = chrono::Utc::now();
+    let start = (now + chrono::Duration::seconds(105))
+        .with_second(0)
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap();
+    let tokyo = start.with_timezone(&chrono_tz::Asia::Tokyo);
+    aws(
+        &cloud,
+        &[
+            "put-maintenance-start-time",
+            "--gateway-arn",
+            &arn,
+            "--hour-of-day",
+            &tokyo.hour().to_string(),
+            "--minute-of-hour",
+            &tokyo.minute().to_string(),
+            "--day-of-week",
+            &tokyo.weekday().num_days_from_sunday().to_string(),
+        ],
+    );
+    wait_for(
+        &agent,
+        Duration::from_secs(20),
+        "the agent knows the window",
+        || {
+            let s = status_if_up(&agent)?;
+            (s["update"]["next_window_start"].as_str()
+                == Some(&start.format("%Y-%m-%dT%H:%M:%SZ").to_string()))
+            .then_some(())
+        },
+    );
+
+    // The agent was killed halfway through the download: half the artifact is on disk.
+    agent.kill();
+    let incoming = agent.state_dir().join("versions/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    let whole = std::fs::read(artifact("100.1.0")).unwrap();
+    std::fs::write(
+        incoming.join("bgw-agent-100.1.0.tar.gz"),
+        &whole[..whole.len() / 2],
+    )
+    .unwrap();
+    publish(&cloud, &keys, &artifact("100.1.0"), &[]);
+    agent.launch();
+    let waiting = wait_for_state(&agent, "WAITING", Duration::from_secs(60));
+    assert_eq!(waiting["staged_version"], "100.1.0");
+    assert!(
+        agent.output().contains("resuming the artifact download"),
+        "{}",
+        agent.output()
+    );
+
+    // kill -9 while waiting: it waits again after the restart, nothing applied.
+    agent.kill();
+    agent.launch();
+    let waiting = wait_for_state(&agent, "WAITING", Duration::from_secs(30));
+    assert_eq!(waiting["staged_version"], "100.1.0");
+
+    // Not before the window...
+    while chrono::Utc::now() < start - chrono::Duration::seconds(2) {
+        if let Some(s) = status_if_up(&agent) {
+            assert_eq!(s["version"], packaged, "applied before the window");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // ...but at its start.
+    let s = wait_running(&agent, "100.1.0", Duration::from_secs(45));
+    let late = chrono::Utc::now() - start;
+    println!(
+        "FIGURE window start to the new version heartbeating: {:.1} s",
+        late.num_milliseconds() as f64 / 1000.0
+    );
+    assert!(s["update"]["state"] == "VERIFYING" || s["update"]["state"] == "COMMITTED");
+    wait_for(
+        &agent,
+        Duration::from_secs(20),
+        "the cloud records SUCCEEDED",
+        || {
+            (result_of(&cloud, &arn, "100.1.0").map(|r| r.0).as_deref() == Some("SUCCEEDED"))
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn kill_9_during_a_trial_rolls_back_at_the_next_start() {
+    let cloud = Cloud::start(CloudOptions::default()).unwrap();
+    let keys = Keys::new();
+    let (mut agent, arn) = start_agent(&cloud, &keys, "");
+    let packaged = bgw_version_of_packaged(&agent);
+    publish(&cloud, &keys, &artifact("100.3.0"), &["--urgent"]);
+    wait_for(
+        &agent,
+        Duration::from_secs(60),
+        "100.3.0 is on trial",
+        || trial_of(&agent, "100.3.0").then_some(()),
+    );
+    // The operator's process dies; its trial child goes with it (else the store would still
+    // be held and the restart below would fail).
+    agent.kill();
+    agent.launch();
+    let s = wait_running(&agent, &packaged, Duration::from_secs(30));
+    assert_eq!(s["update"]["state"], "ROLLED_BACK", "{s}");
+    let reason = s["update"]["last_attempt"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("before it passed its trial"), "{reason}");
+    let (result, _) = wait_for(
+        &agent,
+        Duration::from_secs(20),
+        "the cloud records it",
+        || result_of(&cloud, &arn, "100.3.0"),
+    );
+    assert_eq!(result, "ROLLED_BACK");
+}

@@ -74,7 +74,8 @@ pub struct Context {
     /// The maintenance window.
     pub config: Arc<ConfigChannel>,
     pub time: CloudTime,
-    pub timezone: Tz,
+    /// The gateway's time zone (the window is in it; the console can change it).
+    pub timezone: crate::gateway_zone::GatewayZone,
     pub jobs: JobRunner,
     /// The admin endpoint, asked for `/status` as the trial's self-check.
     pub admin: Option<SocketAddr>,
@@ -169,6 +170,15 @@ impl Updater {
 
     /// The release the latest heartbeat answer offered (`None`: nothing newer).
     pub fn offered(&self, offer: Option<UpdateOffer>) {
+        if offer.is_none() {
+            // The cloud offers nothing: an earlier "update now" has nothing left to apply.
+            let record = self.record();
+            if record.apply_now && record.phase.release().is_none() {
+                if let Err(e) = self.change(|r| r.apply_now = false) {
+                    tracing::error!(error = %e, "cannot record the software update state");
+                }
+            }
+        }
         let changed = self.offer.send_if_modified(|current| {
             let changed = *current != offer;
             *current = offer;
@@ -223,15 +233,11 @@ impl Updater {
                 | Phase::RolledBack { .. }
                 | Phase::Verifying { .. } => {
                     let offer = offers.borrow_and_update().clone();
-                    match offer {
-                        Some(offer) => self.consider(running, offer, ctx.time.now_utc()),
-                        None => {
-                            // The cloud offers nothing: an old "update now" has nothing to do.
-                            let _ = self.change(|r| r.apply_now = false);
-                            Ok(())
+                    if let Some(offer) = offer {
+                        if let Err(e) = self.consider(running, offer, ctx.time.now_utc()) {
+                            tracing::error!(error = %e, "cannot record the software update state");
                         }
                     }
-                    .ok();
                     if matches!(
                         self.record().phase,
                         Phase::Idle
@@ -321,12 +327,15 @@ impl Updater {
                 r.phase = Phase::Idle;
             }
         })?;
-        self.versions.prune(
-            &[self.running, self.record().committed]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>(),
-        );
+        // Keep what runs, what is committed and a release still staged.
+        let record = self.record();
+        let keep = [
+            self.running,
+            record.committed,
+            record.phase.staged_version(),
+        ];
+        self.versions
+            .prune(&keep.into_iter().flatten().collect::<Vec<_>>());
         Ok(())
     }
 
@@ -413,7 +422,7 @@ impl Updater {
             update_now: record.apply_now,
             published_at: release.manifest.published_at,
             window: maintenance_start(&ctx.config.current()),
-            timezone: ctx.timezone,
+            timezone: ctx.timezone.get(),
             apply_missed_after: self.config.apply_missed_after,
             jobs_running: Self::jobs_running(&ctx.jobs),
             jobs_since,

@@ -82,6 +82,9 @@ impl Versions {
         if offset == manifest.size {
             return Ok(Fetched::Complete);
         }
+        if offset > 0 {
+            tracing::info!(%version, offset, size = manifest.size, "resuming the artifact download");
+        }
         let mut response = cloud.update_artifact(&version.to_string(), offset).await?;
         if offset > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
             // The whole artifact came back: start over.
