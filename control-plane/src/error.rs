@@ -2,19 +2,28 @@
 
 use std::path::PathBuf;
 
+/// A cause of any type, for variants whose cause comes from more than one library.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Failures that stop the server from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("data directory {path}: {message}")]
-    DataDir { path: PathBuf, message: String },
+    #[error("data directory {path}: exists but is not a directory")]
+    DataDirNotDir { path: PathBuf },
+    #[error("data directory {path}: cannot {what} it: {source}")]
+    DataDir {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("TLS: {what}: {source}")]
+    Tls { what: String, source: BoxError },
     #[error("admin credentials file {path} is not usable: {message}")]
     Credentials { path: PathBuf, message: String },
     #[error("cannot listen on {addr}: {source}")]
@@ -39,8 +48,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("cannot open the store at {path}: {message}")]
-    Open { path: PathBuf, message: String },
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: PathBuf, source: BoxError },
     #[error(
         "{path} holds data that is not a bgw-cloud store ({found}); point --data at an empty \
          directory or at an existing bgw-cloud data directory"
@@ -48,8 +57,8 @@ pub enum StoreError {
     Foreign { path: PathBuf, found: String },
     #[error("storage engine error: {0}")]
     Engine(#[from] sled::Error),
-    #[error("stored record {key} cannot be decoded: {message}")]
-    Corrupt { key: String, message: String },
+    #[error("stored record {key} cannot be decoded: {source}")]
+    Corrupt { key: String, source: BoxError },
 }
 
 impl StoreError {

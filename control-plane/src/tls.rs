@@ -48,8 +48,10 @@ pub fn ensure_self_signed(files: &TlsFiles, listen_host: &str) -> Result<(), Err
             names.push(h);
         }
     }
-    let certified = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| Error::Tls(format!("cannot generate a self-signed certificate: {e}")))?;
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| Error::Tls {
+        what: "cannot generate a self-signed certificate".into(),
+        source: e.into(),
+    })?;
     if let Some(dir) = files.cert.parent() {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             action: "create",
@@ -97,34 +99,32 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
 pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Error> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| {
-            Error::Tls(format!(
-                "cannot read certificates from {}: {e}",
-                files.cert.display()
-            ))
+        .map_err(|e| Error::Tls {
+            what: format!("cannot read certificates from {}", files.cert.display()),
+            source: e.into(),
         })?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!(
-            "{} holds no certificate",
-            files.cert.display()
-        )));
+        return Err(Error::Tls {
+            what: format!("cannot read certificates from {}", files.cert.display()),
+            source: "the file holds no certificate".into(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-        Error::Tls(format!(
-            "cannot read the private key {}: {e}",
-            files.key.display()
-        ))
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| Error::Tls {
+        what: format!("cannot read the private key {}", files.key.display()),
+        source: e.into(),
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
+        .map_err(|e| Error::Tls {
+            what: "no usable TLS protocol version".into(),
+            source: e.into(),
+        })?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| {
-            Error::Tls(format!(
-                "certificate and key do not form a usable pair: {e}"
-            ))
+        .map_err(|e| Error::Tls {
+            what: "certificate and key do not form a usable pair".into(),
+            source: e.into(),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
@@ -146,5 +146,18 @@ mod tests {
         let mode = std::fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         server_config(&files).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_certificate_keeps_its_cause() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("missing.pem"),
+            key: dir.path().join("missing.key"),
+        };
+        let err = server_config(&files).unwrap_err();
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        assert!(err.source().is_some(), "{err:?}");
     }
 }

@@ -298,12 +298,15 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
 
 fn prepare_data_dir(config: &ServeConfig) -> Result<(), Error> {
     let dir = &config.data_dir;
-    let bad = |message: String| Error::DataDir {
-        path: dir.clone(),
-        message,
+    let bad = |what: &'static str| {
+        move |source| Error::DataDir {
+            path: dir.clone(),
+            what,
+            source,
+        }
     };
     if dir.exists() && !dir.is_dir() {
-        return Err(bad("exists but is not a directory".into()));
+        return Err(Error::DataDirNotDir { path: dir.clone() });
     }
     if !dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
@@ -311,8 +314,8 @@ fn prepare_data_dir(config: &ServeConfig) -> Result<(), Error> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| bad(format!("cannot create it: {e}")))?;
+            .map_err(bad("create"))?;
     }
-    std::fs::read_dir(dir).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    std::fs::read_dir(dir).map_err(bad("read"))?;
     Ok(())
 }

@@ -341,7 +341,7 @@ impl SledCatalog {
         });
         finish(result)?.ok_or_else(|| StoreError::Corrupt {
             key: job_id.to_owned(),
-            message: "an idempotency token names a job that is not stored".into(),
+            source: "an idempotency token names a job that is not stored".into(),
         })
     }
 

@@ -29,6 +29,7 @@ use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
+use crate::error::BoxError;
 pub use crate::error::StoreError;
 pub use gateway_ops::{ConfigVersion, GatewayAgent, GatewayCredential, KeyBinding};
 pub use records::*;
@@ -111,16 +112,16 @@ pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
 impl Store {
     /// Opens (or creates) the store in `path`. A directory holding something else is refused.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |message: String| StoreError::Open {
+        let open_err = |source: BoxError| StoreError::Open {
             path: path.to_owned(),
-            message,
+            source,
         };
         if path.exists() && !path.is_dir() {
             return Err(open_err("it exists and is not a directory".into()));
         }
         if path.is_dir() {
             // A sled directory has a `conf` and a `db` file; anything else is not ours.
-            let entries = std::fs::read_dir(path).map_err(|e| open_err(e.to_string()))?;
+            let entries = std::fs::read_dir(path).map_err(|e| open_err(e.into()))?;
             let names: Vec<String> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -136,7 +137,7 @@ impl Store {
         // sled can panic on some corrupt inputs; turn that into an error, never a crash.
         let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
             .map_err(|_| open_err("the storage engine could not read it (corrupt?)".into()))?
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(|e| open_err(e.into()))?;
         let meta = db.open_tree("meta")?;
         match meta.get(FORMAT_KEY)? {
             Some(v) if v.as_ref() == FORMAT_VALUE => {}
@@ -233,7 +234,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
-        message: e.to_string(),
+        source: e.into(),
     })
 }
 

@@ -291,3 +291,14 @@ fn concurrent_associations_never_share_a_hypervisor() {
     assert_eq!(linked.len(), 1);
     assert_eq!(linked[0].arn, owner);
 }
+
+#[test]
+fn a_record_that_cannot_be_decoded_keeps_the_decoding_error() {
+    use std::error::Error as _;
+    let err = decode::<GatewayRecord>(b"gw-1", b"{not json").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { key, .. } if key == "gw-1"),
+        "{err}"
+    );
+    assert!(err.source().unwrap().is::<serde_json::Error>(), "{err:?}");
+}
