@@ -423,3 +423,86 @@ async fn running_backup_and_restore_jobs_count_a_metadata_sync_does_not() {
     let _ = release_sync.send(());
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_running_backup_delays_the_apply_until_it_ends() {
+    let s = Setup::new();
+    let store = crate::state::Store::open(&s.state_dir()).unwrap();
+    let time = crate::clock::CloudTime::new(Arc::new(crate::clock::SystemClock));
+    let jobs_stop = tokio_util::sync::CancellationToken::new();
+    let jobs = crate::jobs::JobRunner::start(
+        crate::jobs::JobStore::new(store.tree("jobs").unwrap()),
+        time.clone(),
+        jobs_stop.clone(),
+    )
+    .unwrap();
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let ctx = super::Context {
+        cloud: crate::cloud::CloudClient::new(&s.config.cloud, time.clone()).unwrap(),
+        link: crate::cloud_link::CloudLink::load(store.clone(), metrics).unwrap(),
+        config: crate::config_channel::ConfigChannel::new(Default::default()),
+        time,
+        timezone: crate::gateway_zone::GatewayZone::new(chrono_tz::UTC),
+        jobs: jobs.clone(),
+        admin: None,
+    };
+    let updater = s.updater("1.0.0");
+    let release = s.release("1.1.0");
+    updater
+        .change(|r| {
+            r.apply_now = true;
+            r.phase = Phase::Waiting {
+                release: release.clone(),
+                jobs_since: None,
+            };
+        })
+        .unwrap();
+    let (finish, gate) = tokio::sync::oneshot::channel::<()>();
+    let backup = jobs
+        .submit(crate::jobs::JobKind::Backup, "vm-1", |_ctx| async move {
+            let _ = gate.await;
+            (crate::jobs::JobOutcome::Succeeded(None), ())
+        })
+        .unwrap();
+
+    // Due (update now), but a backup runs: the update waits and notes since when.
+    let daemon = tokio_util::sync::CancellationToken::new();
+    updater.wake.notify_one();
+    updater
+        .wait(&ctx, release.clone(), None, &daemon)
+        .await
+        .unwrap();
+    let since = match updater.record().phase {
+        Phase::Waiting {
+            jobs_since: Some(since),
+            ..
+        } => since,
+        other => panic!("{other:?}"),
+    };
+    assert!(!daemon.is_cancelled(), "the daemon keeps running");
+    assert_eq!(updater.status().state, UpdateState::Waiting);
+
+    // The backup ends: the update applies (the daemon is asked to stop and restart into it).
+    finish.send(()).unwrap();
+    let _ = backup.done.await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    updater.wake.notify_one();
+    updater
+        .wait(&ctx, release, Some(since), &daemon)
+        .await
+        .unwrap();
+    assert!(matches!(
+        updater.record().phase,
+        Phase::Applying { previous, .. } if previous == v("1.0.0")
+    ));
+    assert!(daemon.is_cancelled());
+    assert_eq!(
+        RecordFile::new(&s.state_dir())
+            .load()
+            .unwrap()
+            .phase
+            .wire_state(),
+        UpdateState::Applying
+    );
+    jobs_stop.cancel();
+}
