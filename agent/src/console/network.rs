@@ -293,6 +293,19 @@ pub fn render(console: &Console, step: &Step) -> Vec<String> {
                 ),
                 None => "Default route: none".into(),
             });
+            let others: Vec<String> = sys
+                .routes
+                .iter()
+                .filter(|r| r.prefix > 0)
+                .take(3)
+                .map(|r| match r.gateway {
+                    Some(gw) => format!("{}/{} via {gw} on {}", r.destination, r.prefix, r.iface),
+                    None => format!("{}/{} on {}", r.destination, r.prefix, r.iface),
+                })
+                .collect();
+            if !others.is_empty() {
+                out.push(format!("Other routes:  {}", others.join(", ")));
+            }
             let dns = if sys.dns.is_empty() {
                 "none found".to_string()
             } else {

@@ -199,6 +199,10 @@ fn an_interface_is_set_static_with_every_wrong_answer_asked_again() {
         text.contains("Default route: via 10.0.0.1 on ens192"),
         "{text}"
     );
+    assert!(
+        text.contains("Other routes:  10.0.0.0/24 on ens192"),
+        "{text}"
+    );
     assert!(text.contains("Cloud proxy:   none"), "{text}");
     refuses_wrong_input(&mut c);
     typed(&mut c, "1\n");
