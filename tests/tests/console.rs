@@ -198,7 +198,7 @@ fn every_menu_with_a_running_agent() {
         ("5", "NTP servers:"),
         ("6", "6: Hypervisor"),
         ("7", "Limit now:      unlimited"),
-        ("8", "Agent version:"),
+        ("8", "Update state:"),
         ("9", "Recent agent log lines"),
         ("0", "0: Command prompt"),
     ] {

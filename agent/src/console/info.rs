@@ -169,16 +169,61 @@ pub fn software(agent: &AgentView) -> Vec<String> {
         env!("CARGO_PKG_VERSION")
     ));
     if let Some(s) = agent.status() {
-        out.push(format!("Agent version:        {}", s.version));
+        let u = &s.update;
+        let running = if u.running_version.is_empty() {
+            &s.version
+        } else {
+            &u.running_version
+        };
+        out.push(format!("Agent version:        {running} (running)"));
         out.push(format!(
-            "Next maintenance:     {}",
-            gateway_time(&s.maintenance.next_window_start, &s.timezone)
+            "Update state:         {}",
+            if u.state.is_empty() { "-" } else { &u.state }
         ));
+        out.push(format!(
+            "Offered by the cloud: {}",
+            or_dash(&u.available_version)
+        ));
+        out.push(format!(
+            "Staged:               {}",
+            or_dash(&u.staged_version)
+        ));
+        let window = u
+            .next_window_start
+            .clone()
+            .or_else(|| s.maintenance.next_window_start.clone());
+        out.push(format!(
+            "Next maintenance:     {}{}",
+            gateway_time(&window, &s.timezone),
+            if u.apply_now {
+                " (applying now: asked by the cloud)"
+            } else {
+                ""
+            }
+        ));
+        match &u.last_attempt {
+            None => out.push("Last update:          none yet".into()),
+            Some(a) => {
+                out.push(format!(
+                    "Last update:          {} {} ({})",
+                    a.version,
+                    a.result,
+                    gateway_time(&Some(crate::status::rfc3339(a.started_at)), &s.timezone)
+                ));
+                if let Some(why) = &a.reason {
+                    out.push(format!("                      {why}"));
+                }
+            }
+        }
+        out.push(String::new());
         out.push(format!(
             "Configuration:        version {}",
             s.config_version
         ));
         out.push(format!("Agent up for:         {} s", s.uptime_seconds));
+        out.push(String::new());
+        out.push("Updates are installed in the maintenance window (set it in the cloud:".into());
+        out.push("aws backup-gateway put-maintenance-start-time ...).".into());
     }
     out
 }

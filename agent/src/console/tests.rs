@@ -4,6 +4,7 @@ use super::activation::{EndpointType, IpVersion, IssuedKey, Step};
 use super::input::Input;
 use super::resources::{Level, Report};
 use super::*;
+use crate::admin::types::UpdateReport;
 use crate::status::*;
 
 pub(super) fn status(activated: bool) -> StatusReport {
@@ -356,7 +357,37 @@ fn info_screens_show_the_status_in_gateway_time() {
     assert!(text.contains("Sat Sun"), "{text}");
     c.handle(Input::Esc);
     typed(&mut c, "8\n");
-    assert!(screen_text(&c).contains("Agent version:        9.9.9"));
+    assert!(screen_text(&c).contains("Agent version:        9.9.9 (running)"));
+    assert!(screen_text(&c).contains("Last update:          none yet"));
+    use chrono::TimeZone;
+    let mut s = status(true);
+    s.update = UpdateReport {
+        running_version: "1.0.0".into(),
+        state: "STAGED".into(),
+        staged_version: Some("1.1.0".into()),
+        available_version: Some("1.1.0".into()),
+        next_window_start: Some("2026-01-03T01:00:00Z".into()),
+        apply_now: false,
+        last_attempt: Some(bgw_protocol::heartbeat::UpdateAttempt {
+            version: "1.0.1".into(),
+            started_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 1, 0, 0).unwrap(),
+            ended_at: None,
+            result: bgw_protocol::heartbeat::UpdateResult::RolledBack,
+            reason: Some("HEALTH: no heartbeat within 180 s".into()),
+        }),
+    };
+    c.event(Event::Agent(AgentView::Running(Box::new(s))));
+    let text = screen_text(&c);
+    for want in [
+        "Agent version:        1.0.0 (running)",
+        "Update state:         STAGED",
+        "Staged:               1.1.0",
+        "Next maintenance:     2026-01-03 02:00 CET",
+        "Last update:          1.0.1 ROLLED_BACK (2026-01-01 02:00 CET)",
+        "HEALTH: no heartbeat within 180 s",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
 }
 
 #[test]
