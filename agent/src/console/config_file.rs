@@ -7,6 +7,9 @@ use std::path::Path;
 
 use crate::config::Config;
 
+/// What to do when a system file cannot be written.
+pub const AS_ROOT: &str = " (log in as root to change it, or edit the file by hand)";
+
 /// Sets `[table] key = value`, or removes the key with `None`.
 pub fn set_key(path: &Path, table: &str, key: &str, value: Option<&str>) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
@@ -14,12 +17,8 @@ pub fn set_key(path: &Path, table: &str, key: &str, value: Option<&str>) -> Resu
     let edited = edit(&text, table, key, value)
         .map_err(|e| format!("{} is not valid TOML: {e}", path.display()))?;
     Config::parse(&edited, path).map_err(|e| e.to_string())?;
-    replace(path, edited.as_bytes()).map_err(|e| {
-        format!(
-            "cannot write {}: {e} (log in as root to change it, or edit the file by hand)",
-            path.display()
-        )
-    })
+    replace(path, edited.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}{AS_ROOT}", path.display()))
 }
 
 /// The text with `[table] key` set to the string `value` (or removed).

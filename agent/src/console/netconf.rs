@@ -489,12 +489,23 @@ pub fn read_plan(root: &Path) -> Plan {
 /// Writes the plan's files under `root` (each replaced whole); returns their paths.
 pub fn write(root: &Path, plan: &Plan) -> Result<Vec<PathBuf>, String> {
     let dir = under_root(root, NETWORK_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!(
+            "cannot create {}: {e}{}",
+            dir.display(),
+            super::config_file::AS_ROOT
+        )
+    })?;
     let mut written = Vec::new();
     for (name, text) in plan.render() {
         let path = dir.join(&name);
-        super::config_file::replace(&path, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        super::config_file::replace(&path, text.as_bytes()).map_err(|e| {
+            format!(
+                "cannot write {}: {e}{}",
+                path.display(),
+                super::config_file::AS_ROOT
+            )
+        })?;
         written.push(path);
     }
     Ok(written)

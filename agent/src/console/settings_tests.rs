@@ -171,6 +171,20 @@ fn the_system_is_read_under_the_root_and_the_files_written_there() {
     assert_eq!(sys.dns, ["10.0.0.2"]);
     assert_eq!(sys.plan, Plan::default());
 
+    // A file that cannot be written says why and what to do.
+    let blocked = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(blocked.path().join("etc/systemd")).unwrap();
+    std::fs::write(
+        blocked.path().join("etc/systemd/network"),
+        "not a directory",
+    )
+    .unwrap();
+    let err = netconf::write(blocked.path(), &two_links()).unwrap_err();
+    assert!(
+        err.contains("cannot create") && err.contains("log in as root"),
+        "{err}"
+    );
+
     let written = netconf::write(root.path(), &two_links()).unwrap();
     assert_eq!(written.len(), 2);
     assert!(written[0].starts_with(root.path().join("etc/systemd/network")));

@@ -169,11 +169,23 @@ pub fn write_ntp(root: &Path, servers: &[String]) -> Result<String, String> {
     let path = under_root(root, TIMESYNCD_CONF);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create {}: {e}{}",
+                dir.display(),
+                super::config_file::AS_ROOT
+            )
+        })?;
     }
-    super::config_file::replace(&path, render_timesyncd(&text, servers).as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    super::config_file::replace(&path, render_timesyncd(&text, servers).as_bytes()).map_err(
+        |e| {
+            format!(
+                "cannot write {}: {e}{}",
+                path.display(),
+                super::config_file::AS_ROOT
+            )
+        },
+    )?;
     Ok(format!("Saved in {}.", path.display()))
 }
 
