@@ -8,8 +8,15 @@ use std::fmt;
 pub enum Error {
     /// The name did not resolve, the address was unreachable, the connection was
     /// refused, reset or timed out.
+    /// `reason` is the innermost cause (what an operator acts on); `source` is the HTTP
+    /// client's error with the whole chain, when there is one.
     #[error("cannot reach vCenter at {url}: {reason}")]
-    Network { url: String, reason: String },
+    Network {
+        url: String,
+        reason: String,
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// The server's certificate is not trusted: it does not chain to a trusted
     /// root, or it does not match the pinned thumbprint.
     #[error("{}", tls_message(host, expected.as_deref(), seen.as_deref(), reason))]

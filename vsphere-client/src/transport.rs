@@ -123,6 +123,7 @@ impl Transport {
         Error::Network {
             url: self.base.to_string(),
             reason,
+            source: Some(err),
         }
     }
 
@@ -211,6 +212,7 @@ impl Transport {
                 return Err(Error::Network {
                     url: self.base.to_string(),
                     reason: format!("connection lost while reading a response: {net}"),
+                    source: None,
                 })
             }
             (Err(e), None) => return Err(e),

@@ -422,4 +422,7 @@ async fn errors_tell_authentication_from_network() {
     let err = Client::connect(o).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
     assert!(err.is_unreachable());
+    // The HTTP client's error travels with it, with its whole chain of causes.
+    let cause = std::error::Error::source(&err).expect("the connection error is kept");
+    assert!(cause.is::<reqwest::Error>(), "{cause:?}");
 }

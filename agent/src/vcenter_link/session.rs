@@ -287,6 +287,7 @@ async fn connected(
                     return Ended::Lost(vsphere_client::Error::Network {
                         url: ctx.hv.host.clone(),
                         reason: "the change watch ended".into(),
+                        source: None,
                     })
                 }
             },
