@@ -34,9 +34,7 @@ pub struct StatusReport {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UpdateReport {
     pub running_version: String,
-    /// `IDLE`, `DOWNLOADING`, `STAGED`, `WAITING`, `APPLYING`, `VERIFYING`, `COMMITTED` or
-    /// `ROLLED_BACK`.
-    pub state: String,
+    pub state: bgw_protocol::heartbeat::UpdateState,
     pub staged_version: Option<String>,
     /// The release the cloud offers.
     pub available_version: Option<String>,

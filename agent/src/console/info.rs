@@ -178,7 +178,12 @@ pub fn software(agent: &AgentView) -> Vec<String> {
         out.push(format!("Agent version:        {running} (running)"));
         out.push(format!(
             "Update state:         {}",
-            if u.state.is_empty() { "-" } else { &u.state }
+            // An agent that predates updates sends no update part at all.
+            if u.running_version.is_empty() {
+                "-"
+            } else {
+                u.state.as_str()
+            }
         ));
         out.push(format!(
             "Offered by the cloud: {}",

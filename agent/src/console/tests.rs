@@ -363,7 +363,7 @@ fn info_screens_show_the_status_in_gateway_time() {
     let mut s = status(true);
     s.update = UpdateReport {
         running_version: "1.0.0".into(),
-        state: "STAGED".into(),
+        state: bgw_protocol::heartbeat::UpdateState::Staged,
         staged_version: Some("1.1.0".into()),
         available_version: Some("1.1.0".into()),
         next_window_start: Some("2026-01-03T01:00:00Z".into()),

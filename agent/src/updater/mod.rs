@@ -159,7 +159,7 @@ impl Updater {
         let window = maintenance_start(config);
         UpdateReport {
             running_version: crate::version().to_string(),
-            state: status.state.to_string(),
+            state: status.state,
             staged_version: status.staged_version,
             available_version: status.available_version,
             next_window_start: window.map(|w| rfc3339(w.next_window_start(now, timezone))),
