@@ -7,7 +7,7 @@ mod sync_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use backup_support::{bytes_transferred, wait_for, BackupSetup, MIB};
+use backup_support::{bytes_transferred, BackupSetup, MIB};
 
 /// Bytes of every file under `dir` (the cloud's chunk directory: each chunk stored once).
 fn stored_bytes(dir: &Path) -> u64 {
@@ -28,17 +28,8 @@ fn stored_bytes(dir: &Path) -> u64 {
 async fn a_cloud_restarted_mid_upload_resumes_without_resending_confirmed_chunks() {
     let mut b = BackupSetup::start(64 * MIB).await;
     // 5 MB/s: the upload takes about ten seconds, long enough to restart the cloud inside it.
-    b.limit(40_000_000);
-    b.s.wait_status("the limit at the agent", |s| {
-        (s["bandwidth"]["current_limit_bps"] == 40_000_000).then_some(())
-    })
-    .await;
-    let job = b.start_backup();
-    let before = wait_for(Duration::from_secs(60), "half of the upload", || {
-        let d = b.describe(&job);
-        (bytes_transferred(&d) > 24 * MIB as u64).then(|| bytes_transferred(&d))
-    })
-    .await;
+    b.limit(40_000_000).await;
+    let (job, before) = b.start_backup_uploading(24 * MIB as u64).await;
 
     let restarted = Instant::now();
     b.s.cloud.restart().expect("restart bgw-cloud");
@@ -71,17 +62,8 @@ async fn vcenter_unreachable_mid_backup_fails_the_job_and_the_snapshot_goes_when
     let b = BackupSetup::start_via_proxy(64 * MIB).await;
     let proxy = b.proxy.as_ref().expect("started through a proxy");
     // 1 MB/s: the backup takes about a minute, and it reads a chunk every few seconds.
-    b.limit(8_000_000);
-    b.s.wait_status("the limit at the agent", |s| {
-        (s["bandwidth"]["current_limit_bps"] == 8_000_000).then_some(())
-    })
-    .await;
-    let job = b.start_backup();
-    wait_for(Duration::from_secs(60), "the backup to upload", || {
-        let d = b.describe(&job);
-        (d["State"] == "RUNNING" && bytes_transferred(&d) > 2 * MIB as u64).then_some(())
-    })
-    .await;
+    b.limit(8_000_000).await;
+    let (job, _) = b.start_backup_uploading(2 * MIB as u64).await;
     assert_eq!(b.snapshots().await.len(), 1, "the backup holds a snapshot");
 
     proxy.cut();

@@ -6,7 +6,7 @@ mod sync_support;
 
 use std::time::{Duration, Instant};
 
-use backup_support::{backup, bytes_transferred, wait_for, BackupSetup, MIB};
+use backup_support::{backup, bytes_transferred, BackupSetup, MIB};
 use bgw_tests::vcsim_disks;
 use bgw_tests::vcsim_soap::SoapSession;
 
@@ -57,17 +57,8 @@ async fn a_restore_is_bit_for_bit_and_later_backups_send_only_what_changed() {
 async fn stop_backup_job_stops_within_a_second_and_removes_the_snapshot() {
     let b = BackupSetup::start(32 * MIB).await;
     // 100 kB/s: the backup would take minutes.
-    b.limit(800_000);
-    b.s.wait_status("the limit at the agent", |s| {
-        (s["bandwidth"]["current_limit_bps"] == 800_000).then_some(())
-    })
-    .await;
-    let job = b.start_backup();
-    wait_for(Duration::from_secs(60), "the backup to upload", || {
-        let d = b.describe(&job);
-        (d["State"] == "RUNNING" && bytes_transferred(&d) > 0).then_some(())
-    })
-    .await;
+    b.limit(800_000).await;
+    let (job, _) = b.start_backup_uploading(0).await;
     assert_eq!(b.snapshots().await.len(), 1, "the backup holds a snapshot");
 
     backup(&b.s, &["stop-backup-job", "--backup-job-id", &job]);
@@ -101,17 +92,8 @@ async fn stop_backup_job_stops_within_a_second_and_removes_the_snapshot() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_killed_mid_backup_removes_its_snapshot_when_it_starts_again() {
     let mut b = BackupSetup::start(32 * MIB).await;
-    b.limit(800_000);
-    b.s.wait_status("the limit at the agent", |s| {
-        (s["bandwidth"]["current_limit_bps"] == 800_000).then_some(())
-    })
-    .await;
-    let job = b.start_backup();
-    wait_for(Duration::from_secs(60), "the backup to upload", || {
-        let d = b.describe(&job);
-        (d["State"] == "RUNNING" && bytes_transferred(&d) > 0).then_some(())
-    })
-    .await;
+    b.limit(800_000).await;
+    let (job, _) = b.start_backup_uploading(0).await;
     assert_eq!(b.snapshots().await.len(), 1);
 
     b.s.kill_and_restart_agent().await;

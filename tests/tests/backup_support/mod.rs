@@ -193,8 +193,8 @@ impl BackupSetup {
             .unwrap()
     }
 
-    /// Sets a bandwidth limit for the whole week.
-    pub fn limit(&self, bits_per_sec: u64) {
+    /// Sets a bandwidth limit for the whole week and waits until the agent applies it.
+    pub async fn limit(&self, bits_per_sec: u64) {
         let intervals = format!(
             r#"[{{"DaysOfWeek":[0,1,2,3,4,5,6],"StartHourOfDay":0,"StartMinuteOfHour":0,"EndHourOfDay":23,"EndMinuteOfHour":59,"AverageUploadRateLimitInBitsPerSec":{bits_per_sec}}}]"#
         );
@@ -205,6 +205,24 @@ impl BackupSetup {
             "--bandwidth-rate-limit-intervals",
             &intervals,
         ]);
+        self.s
+            .wait_status("the limit at the agent", |s| {
+                (s["bandwidth"]["current_limit_bps"] == bits_per_sec).then_some(())
+            })
+            .await;
+    }
+
+    /// Starts a backup and waits until it runs and the cloud has received more than
+    /// `min_bytes`; returns the job id and the bytes received by then.
+    pub async fn start_backup_uploading(&self, min_bytes: u64) -> (String, u64) {
+        let job = self.start_backup();
+        let sent = wait_for(Duration::from_secs(60), "the backup to upload", || {
+            let d = self.describe(&job);
+            (d["State"] == "RUNNING" && bytes_transferred(&d) > min_bytes)
+                .then(|| bytes_transferred(&d))
+        })
+        .await;
+        (job, sent)
     }
 }
 
