@@ -1,7 +1,17 @@
 //! Chunks as files under a directory: `ROOT/ab/cd/abcd…` (two levels of 256 fan-out
 //! directories keep every directory small up to hundreds of millions of chunks).
+//!
+//! Chunks are written with direct I/O (`O_DIRECT`) where the filesystem takes it: backup data
+//! is written once and rarely read soon, so copying it into the page cache only costs CPU
+//! (on a 2-core machine, that copy was a third of the control plane's time per chunk) and
+//! evicts what is worth caching. A filesystem that refuses direct I/O (tmpfs on older
+//! kernels, some network filesystems) gets ordinary buffered writes.
 
+use std::cell::RefCell;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -13,9 +23,15 @@ use crate::{ChunkHash, ChunkInfo, ChunkStore, Error};
 /// Temporary files being written live here, then are renamed into place.
 const TMP_DIR: &str = "tmp";
 
+/// Direct I/O transfers are whole, aligned blocks of this size (4 KiB covers the logical
+/// block sizes of the disks and filesystems in use).
+const DIRECT_ALIGN: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct DirChunkStore {
     root: PathBuf,
+    /// Whether chunks are still written with direct I/O (cleared by the first refusal).
+    direct: Arc<AtomicBool>,
 }
 
 impl DirChunkStore {
@@ -34,6 +50,7 @@ impl DirChunkStore {
         }
         Ok(Self {
             root: root.to_owned(),
+            direct: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -42,34 +59,82 @@ impl DirChunkStore {
         self.root.join(&h[0..2]).join(&h[2..4]).join(h)
     }
 
+    /// Writes a chunk unless it is there: to a temporary file, synced, then renamed into
+    /// place, so a chunk file is either whole or absent. One blocking call does it all (a
+    /// 4 MiB chunk goes from the request body to the kernel with no copy in between).
     async fn write(&self, hash: &ChunkHash, data: Bytes) -> Result<bool, Error> {
         let path = self.path_of(hash);
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return Ok(false);
-        }
-        let dir = path.parent().expect("a chunk path has a parent");
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| Error::io(dir, e))?;
         let tmp = self
             .root
             .join(TMP_DIR)
             .join(format!("{hash}.{}", uuid::Uuid::new_v4().simple()));
-        let written = async {
-            use tokio::io::AsyncWriteExt;
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            file.write_all(&data).await?;
-            file.sync_data().await?;
-            drop(file);
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
-        if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(Error::io(&path, e));
-        }
-        Ok(true)
+        let direct = self.direct.clone();
+        tokio::task::spawn_blocking(move || write_file(&path, &tmp, &data, &direct))
+            .await
+            .map_err(|e| Error::io(&self.root, std::io::Error::other(e)))?
     }
+}
+
+fn write_file(path: &Path, tmp: &Path, data: &[u8], direct: &AtomicBool) -> Result<bool, Error> {
+    if path.try_exists().unwrap_or(false) {
+        return Ok(false);
+    }
+    let dir = path.parent().expect("a chunk path has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let written = (|| {
+        if direct.load(Ordering::Relaxed) {
+            match write_direct(tmp, data) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    direct.store(false, Ordering::Relaxed);
+                    tracing::info!(dir = %dir.display(), "the chunk directory's filesystem refuses direct I/O; writing chunks through the page cache");
+                    let _ = std::fs::remove_file(tmp);
+                }
+                done => return done,
+            }
+        }
+        write_buffered(tmp, data)
+    })()
+    .and_then(|()| std::fs::rename(tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(true)
+}
+
+fn write_buffered(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::File::create_new(tmp)?;
+    file.write_all(data)?;
+    file.sync_data()
+}
+
+thread_local! {
+    /// Each blocking thread's staging buffer for direct writes (kept, so a chunk costs no
+    /// allocation or page faults).
+    static STAGING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Writes `data` with `O_DIRECT`: staged in an aligned buffer, padded with zeros to whole
+/// blocks, then cut back to its length.
+fn write_direct(tmp: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(tmp)?;
+    let padded = data.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+    STAGING.with(|staging| {
+        let mut staging = staging.borrow_mut();
+        staging.resize(padded + DIRECT_ALIGN, 0);
+        let start = staging.as_ptr().align_offset(DIRECT_ALIGN);
+        let block = &mut staging[start..start + padded];
+        block[..data.len()].copy_from_slice(data);
+        block[data.len()..].fill(0);
+        file.write_all(block)
+    })?;
+    file.set_len(data.len() as u64)?;
+    file.sync_data()
 }
 
 impl ChunkStore for DirChunkStore {
@@ -186,4 +251,43 @@ async fn sub_dirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    #[test]
+    fn direct_writes_keep_every_length_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = AtomicBool::new(true);
+        for (n, len) in [0, 1, 4095, 4096, 4097, 3 * 1024 * 1024 + 17]
+            .into_iter()
+            .enumerate()
+        {
+            let data = sample(len);
+            let path = dir.path().join(format!("c{n}"));
+            let tmp = dir.path().join(format!("t{n}"));
+            assert!(write_file(&path, &tmp, &data, &direct).unwrap());
+            assert_eq!(std::fs::read(&path).unwrap(), data, "length {len}");
+            assert!(!tmp.exists());
+        }
+    }
+
+    #[test]
+    fn buffered_writes_when_direct_io_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = AtomicBool::new(false);
+        let data = sample(5000);
+        let path = dir.path().join("c");
+        assert!(write_file(&path, &dir.path().join("t"), &data, &direct).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        // A chunk already there is not written again.
+        assert!(!write_file(&path, &dir.path().join("t"), b"other", &direct).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
 }
