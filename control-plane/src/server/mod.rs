@@ -21,6 +21,13 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+
+/// HTTP/2 receive window of one request body (a whole compressed chunk and then some).
+const H2_STREAM_WINDOW: u32 = 8 << 20;
+/// HTTP/2 receive window of a connection (a few chunk uploads at once).
+const H2_CONNECTION_WINDOW: u32 = 32 << 20;
+/// Largest HTTP/2 frame a client may send.
+const H2_MAX_FRAME: u32 = 1 << 20;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
@@ -136,7 +143,15 @@ impl Server {
                 .layer(axum::Extension(Transport { tls: tls.is_some() }));
             tracker.spawn(async move {
                 let service = TowerToHyperService::new(app);
-                let builder = auto::Builder::new(TokioExecutor::new());
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // Chunk uploads are 4 MiB bodies, several at once on one connection: windows
+                // that hold them and large frames keep the sender from stalling on
+                // WINDOW_UPDATEs and cut the per-frame work.
+                builder
+                    .http2()
+                    .initial_stream_window_size(H2_STREAM_WINDOW)
+                    .initial_connection_window_size(H2_CONNECTION_WINDOW)
+                    .max_frame_size(H2_MAX_FRAME);
                 let result = match tls {
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(tls_stream) => {
