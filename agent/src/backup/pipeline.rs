@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  reader ──(≤ READ_AHEAD reads in flight, SHA-256 on the blocking pool)──► ch ──► batcher
-//!  batcher ──(≤ BATCH hashes per chunks/missing; known chunks dropped)──► ch ──► uploader
+//!  batcher ──(≤ ASKS asks of ≤ BATCH hashes in flight; known chunks dropped)──► ch ──► uploader
 //!  uploader ──(≤ UPLOADS at once: zstd on the blocking pool, PUT through the throttle)
 //! ```
 //!
@@ -29,11 +29,13 @@ use crate::cloud::CloudClient;
 use crate::error::{Error, Result};
 
 /// Disk reads in flight per job.
-pub const READ_AHEAD: usize = 3;
+pub const READ_AHEAD: usize = 4;
 /// Hashes per `chunks/missing`, at most (fewer when the reads are slower than the asks).
 pub const BATCH: usize = 8;
+/// `chunks/missing` asks in flight per job.
+pub const ASKS: usize = 2;
 /// Chunk uploads in flight per job.
-pub const UPLOADS: usize = 3;
+pub const UPLOADS: usize = 4;
 
 /// Counters a job's progress reports read.
 #[derive(Debug, Default)]
@@ -238,13 +240,17 @@ impl Pipeline {
 
     async fn ask_stage(
         &self,
-        mut rx: mpsc::Receiver<Chunk>,
+        rx: mpsc::Receiver<Chunk>,
         tx: mpsc::Sender<Chunk>,
         hashes: &Mutex<Vec<Option<ChunkHash>>>,
         capacity: u64,
         chunk_size: u64,
     ) -> Result<()> {
-        while let Some(first) = rx.recv().await {
+        // A batch is what has arrived by the time an ask can start: up to ASKS asks are in
+        // flight, so one slow answer (it shares the connection with the uploads) does not
+        // stop the reads behind it.
+        let batches = futures::stream::unfold(rx, |mut rx| async {
+            let first = rx.recv().await?;
             let mut batch = vec![first];
             while batch.len() < BATCH {
                 match rx.try_recv() {
@@ -252,44 +258,66 @@ impl Pipeline {
                     Err(_) => break,
                 }
             }
-            let mut ask = Vec::new();
-            let mut later = Vec::new();
-            {
-                let mut hs = hashes.lock().expect("hashes lock");
-                let mut handled = self.handled.lock().expect("handled lock");
-                for c in batch {
-                    hs[c.index] = Some(c.hash.clone());
-                    if handled.insert(c.hash.clone()) {
-                        ask.push(c);
-                    } else {
-                        later.push(c);
-                    }
+            Some((Ok::<_, Error>(batch), rx))
+        });
+        batches
+            .try_for_each_concurrent(ASKS, |batch| {
+                let tx = tx.clone();
+                async move {
+                    self.ask_batch(batch, &tx, hashes, capacity, chunk_size)
+                        .await
                 }
-            }
-            let started = std::time::Instant::now();
-            let missing: HashSet<ChunkHash> = if ask.is_empty() {
-                HashSet::new()
-            } else {
-                self.missing(ask.iter().map(|c| c.hash.clone()).collect())
-                    .await?
-                    .into_iter()
-                    .collect()
-            };
-            spent(&self.stats.ask_us, started);
-            for c in ask {
-                if missing.contains(&c.hash) {
-                    if tx.send(c).await.is_err() {
-                        return Ok(());
-                    }
+            })
+            .await
+    }
+
+    /// Asks the cloud about the chunks of `batch` this job has not asked about, passes on those
+    /// it lacks, and counts the rest as done.
+    async fn ask_batch(
+        &self,
+        batch: Vec<Chunk>,
+        tx: &mpsc::Sender<Chunk>,
+        hashes: &Mutex<Vec<Option<ChunkHash>>>,
+        capacity: u64,
+        chunk_size: u64,
+    ) -> Result<()> {
+        let mut ask = Vec::new();
+        let mut later = Vec::new();
+        {
+            let mut hs = hashes.lock().expect("hashes lock");
+            let mut handled = self.handled.lock().expect("handled lock");
+            for c in batch {
+                hs[c.index] = Some(c.hash.clone());
+                if handled.insert(c.hash.clone()) {
+                    ask.push(c);
                 } else {
-                    self.stats.chunks_known.fetch_add(1, Ordering::Relaxed);
-                    self.count_done(c.index, capacity, chunk_size);
+                    later.push(c);
                 }
             }
-            // Repeats of a chunk this job has sent or is sending.
-            for c in later {
+        }
+        let started = std::time::Instant::now();
+        let missing: HashSet<ChunkHash> = if ask.is_empty() {
+            HashSet::new()
+        } else {
+            self.missing(ask.iter().map(|c| c.hash.clone()).collect())
+                .await?
+                .into_iter()
+                .collect()
+        };
+        spent(&self.stats.ask_us, started);
+        for c in ask {
+            if missing.contains(&c.hash) {
+                if tx.send(c).await.is_err() {
+                    return Ok(()); // the upload stage failed; its error is the job's
+                }
+            } else {
+                self.stats.chunks_known.fetch_add(1, Ordering::Relaxed);
                 self.count_done(c.index, capacity, chunk_size);
             }
+        }
+        // Repeats of a chunk this job has sent or is sending.
+        for c in later {
+            self.count_done(c.index, capacity, chunk_size);
         }
         Ok(())
     }
