@@ -87,13 +87,26 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-fn timed(mut cmd: Command) -> Result<Duration, BoxError> {
+/// CPU seconds (user + system) of this process's waited-for children so far.
+fn children_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// Runs `cmd` to its end: its wall time and the CPU seconds it used.
+fn timed(mut cmd: Command) -> Result<(Duration, f64), BoxError> {
+    let cpu = children_cpu_secs();
     let t = Instant::now();
     let out = cmd.output()?;
     if !out.status.success() {
         return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
-    Ok(t.elapsed())
+    Ok((t.elapsed(), children_cpu_secs() - cpu))
 }
 
 /// Starts a backup with boto3 and waits for it. Returns the seconds from the job's
@@ -127,31 +140,44 @@ print(json.dumps({{"s": (d["CompletionDate"] - d["CreationDate"]).total_seconds(
     ))
 }
 
-/// The last `backup ended` line of the agent's log, as `key=value` pairs.
+/// The last `backup ended` line of the agent's log, as `key=value` pairs, and the wall time
+/// of that job's data phase (from its first `backing up a disk` to `backup ended`).
 fn stage_line(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .rev()
-        .find(|l| l.contains("backup ended"))
-        .map(|l| {
-            l.split_whitespace()
-                .filter(|w| {
-                    [
-                        "read=",
-                        "sent=",
-                        "read_ms=",
-                        "hash_ms=",
-                        "ask_ms=",
-                        "compress_ms=",
-                        "upload_ms=",
-                    ]
-                    .iter()
-                    .any(|k| w.starts_with(k))
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(end) = lines.iter().rposition(|l| l.contains("backup ended")) else {
+        return String::new();
+    };
+    let start = lines[..end]
+        .iter()
+        .rposition(|l| l.contains("backup ended"))
+        .map_or(0, |i| i + 1);
+    let at = |l: &str| {
+        l.split_whitespace()
+            .next()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let data_phase = lines[start..end]
+        .iter()
+        .find(|l| l.contains("backing up a disk"))
+        .and_then(|l| at(l))
+        .zip(at(lines[end]))
+        .map(|(a, b)| format!(" data_phase_ms={}", (b - a).num_milliseconds()))
+        .unwrap_or_default();
+    let keys = [
+        "read=",
+        "sent=",
+        "read_ms=",
+        "hash_ms=",
+        "ask_ms=",
+        "compress_ms=",
+        "upload_ms=",
+    ];
+    let pairs: Vec<&str> = lines[end]
+        .split_whitespace()
+        .filter(|w| keys.iter().any(|k| w.starts_with(k)))
+        .collect();
+    format!("{}{data_phase}", pairs.join(" "))
 }
 
 #[tokio::main]
@@ -351,7 +377,7 @@ async fn main() -> Result<(), BoxError> {
         timed(restic(&["init"]))?;
         let mut rb = restic(&["backup"]);
         rb.arg(&flat);
-        let restic_t = timed(rb)?;
+        let (restic_t, restic_cpu) = timed(rb)?;
         let _ = std::fs::remove_dir_all(&repo);
         let out = dir.path().join("out.zst");
         let mut z = Command::new("zstd");
@@ -361,7 +387,7 @@ async fn main() -> Result<(), BoxError> {
             .arg(&flat)
             .arg("-o")
             .arg(&out);
-        let zstd_t = timed(z)?;
+        let (zstd_t, zstd_cpu) = timed(z)?;
         let _ = std::fs::remove_file(&out);
 
         let mibs = size as f64 / MIB;
@@ -374,11 +400,13 @@ async fn main() -> Result<(), BoxError> {
             mibs / zstd_t.as_secs_f64()
         );
         println!(
-            "     CPU s: agent {:.1}, cloud {:.1}, vcsim {:.1} (wall {secs:.1} s on {} cores)",
+            "     CPU s: agent {:.1}, cloud {:.1}, vcsim {:.1} (wall {secs:.1} s on {} cores); \
+             restic {restic_cpu:.1} (wall {:.1} s); zstd {zstd_cpu:.1}",
             cpu1[0] - cpu0[0],
             cpu1[1] - cpu0[1],
             cpu1[2] - cpu0[2],
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            restic_t.as_secs_f64(),
         );
         println!("     stages: {}", stage_line(agent.stderr_log()));
     }
