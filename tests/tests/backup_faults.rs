@@ -73,8 +73,8 @@ async fn vcenter_unreachable_mid_backup_fails_the_job_and_the_snapshot_goes_when
     assert_eq!(d["State"], "FAILED", "{d:#}");
     let message = d["StatusMessage"].as_str().unwrap_or_default();
     assert!(
-        message.contains("removed once vCenter answers"),
-        "the message says what happened and what happens next: {message}"
+        message.contains("removed once vCenter answers") && message.contains("of disk '"),
+        "the message says what happened, to which disk, and what happens next: {message}"
     );
     assert_eq!(
         b.snapshots().await.len(),

@@ -206,7 +206,9 @@ async fn back_up(
                 "opening disk {} ({})",
                 disk.label, disk.file_name
             )))?;
-        let chunks = pipeline.disk(reader, chunk_size, sources).await?;
+        let chunks = pipeline
+            .disk(&disk.label, reader, chunk_size, sources)
+            .await?;
         manifests.push(DiskManifest {
             key: disk.key.to_string(),
             label: disk.label.clone(),

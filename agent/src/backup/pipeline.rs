@@ -99,9 +99,11 @@ impl Pipeline {
         }
     }
 
-    /// Backs up one disk by `plan` (one source per chunk) and returns its chunk list.
+    /// Backs up one disk (`label`, as vCenter names it, for messages) by `plan` (one source
+    /// per chunk) and returns its chunk list.
     pub async fn disk(
         &self,
+        label: &str,
         reader: Arc<dyn DiskReader>,
         chunk_size: u64,
         mut plan: Vec<ChunkSource>,
@@ -119,7 +121,9 @@ impl Pipeline {
         let (read_tx, read_rx) = mpsc::channel::<Chunk>(2);
         let (up_tx, up_rx) = mpsc::channel::<Chunk>(1);
         let hashes = Mutex::new(hashes);
-        let read = self.read_stage(&reader, &plan, &to_read, capacity, chunk_size, read_tx);
+        let read = self.read_stage(
+            label, &reader, &plan, &to_read, capacity, chunk_size, read_tx,
+        );
         let ask = self.ask_stage(read_rx, up_tx, &hashes, capacity, chunk_size);
         let upload = self.upload_stage(up_rx, capacity, chunk_size);
         futures::try_join!(read, ask, upload)?;
@@ -173,8 +177,10 @@ impl Pipeline {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn read_stage(
         &self,
+        label: &str,
         reader: &Arc<dyn DiskReader>,
         plan: &[ChunkSource],
         to_read: &[usize],
@@ -201,13 +207,16 @@ impl Pipeline {
                         let started = std::time::Instant::now();
                         let data = reader.read_at(r.start, len).await.map_err(|source| {
                             Error::Vcenter {
-                                what: format!("reading bytes {}..{} of the disk", r.start, r.end),
+                                what: format!(
+                                    "reading bytes {}..{} of disk '{label}'",
+                                    r.start, r.end
+                                ),
                                 source,
                             }
                         })?;
                         if data.len() as u64 != len {
                             return Err(Error::Job(format!(
-                                "short read at {}: {} of {len} bytes",
+                                "short read of disk '{label}' at {}: {} of {len} bytes",
                                 r.start,
                                 data.len()
                             )));
