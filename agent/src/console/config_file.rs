@@ -46,7 +46,20 @@ pub fn edit(
 }
 
 /// Writes `bytes` beside `path` and renames it over, keeping the file's mode.
+///
+/// Where the directory takes no new file but the file itself may be written (on the appliance:
+/// `/etc/systemd/timesyncd.conf`, whose directory holds systemd's own configuration), the file
+/// is rewritten in place instead: the administrator is granted that one file, not its directory.
 pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match replace_by_rename(path, bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && path.is_file() => {
+            rewrite_in_place(path, bytes).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
+fn replace_by_rename(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
@@ -66,4 +79,57 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Truncates and rewrites `path`, keeping its inode, owner and mode. Not atomic: used only for
+/// files whose directory the console may not write.
+pub fn rewrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_rewritten_in_place_keeps_its_inode_and_mode_and_loses_its_old_tail() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timesyncd.conf");
+        std::fs::write(
+            &path,
+            "[Time]\nNTP=a-long-server-name.example other.example\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let before = std::fs::metadata(&path).unwrap();
+        rewrite_in_place(&path, b"[Time]\nNTP=ntp.example\n").unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[Time]\nNTP=ntp.example\n"
+        );
+        assert_eq!(after.ino(), before.ino());
+        assert_eq!(after.mode() & 0o7777, 0o664);
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_mode_and_leaves_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        replace(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
