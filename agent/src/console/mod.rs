@@ -410,11 +410,12 @@ impl Console {
             Screen::Shell => shell::render(self),
         };
         let footer = self.prompt().footer(self.screen == Screen::Main);
-        body.truncate(HEIGHT - 3);
-        while body.len() < HEIGHT - 3 {
+        let message = wrap(self.message.as_deref().unwrap_or_default(), MESSAGE_LINES);
+        body.truncate(HEIGHT - 2 - message.len());
+        while body.len() < HEIGHT - 2 - message.len() {
             body.push(String::new());
         }
-        body.push(self.message.clone().unwrap_or_default());
+        body.extend(message);
         body.push(footer);
         body.push(format!("> {}", self.line));
         body.into_iter().map(|l| fit(&l)).collect()
@@ -424,6 +425,34 @@ impl Console {
 /// Cuts a line to the screen width.
 pub fn fit(line: &str) -> String {
     line.chars().take(WIDTH).collect()
+}
+
+/// A message longer than the screen is wide takes up to this many lines (above the prompt), so
+/// that what it ends with (applied or not, and what to do) is not cut off.
+pub const MESSAGE_LINES: usize = 3;
+
+/// `text` broken at spaces into at most `max` lines of [`WIDTH`] characters (always one line,
+/// empty for an empty text); a word longer than a line is cut.
+pub fn wrap(text: &str, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split(' ') {
+        let full = lines.len() >= max;
+        let last = lines.last_mut().expect("one line at least");
+        let len = last.chars().count();
+        if len == 0 || len + 1 + word.chars().count() <= WIDTH {
+            if len > 0 {
+                last.push(' ');
+            }
+            last.push_str(word);
+        } else if !full {
+            lines.push(word.to_string());
+        } else {
+            last.push(' ');
+            last.push_str(word);
+            break;
+        }
+    }
+    lines
 }
 
 /// The agent-not-running line every screen that needs the agent shows instead of its data.

@@ -301,6 +301,18 @@ fn dns_default_adapter_and_proxy() {
     assert_eq!(plan.dns.len(), 2);
     c.event(Event::NetworkSaved(Err("cannot write /etc: denied".into())));
     assert!(screen_text(&c).contains("Not saved: cannot write /etc: denied"));
+    // A message wider than the screen is wrapped, so its end (applied or not) stays readable.
+    c.event(Event::NetworkSaved(Ok(
+        "Saved 05-console-ens192.network, \
+        05-console-ens224.network in /etc/systemd/network; applied (networkctl reload)."
+            .into(),
+    )));
+    let text = screen_text(&c);
+    assert!(
+        text.contains("\nSaved 05-console-ens192.network,"),
+        "{text}"
+    );
+    assert!(text.contains("applied (networkctl reload)."), "{text}");
 
     typed(&mut c, "3\n");
     refuses_wrong_input(&mut c);
