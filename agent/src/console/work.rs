@@ -179,7 +179,8 @@ fn write_network(ctx: &Ctx, plan: &super::netconf::Plan) -> Result<String, Strin
     }
     match run_bounded("networkctl", &["reload"], Duration::from_secs(10)) {
         Ok(()) => Ok(format!("{saved}; applied (networkctl reload).")),
-        Err(why) => Err(format!(
+        // Saved all the same: the message says so (an error would read "Not saved").
+        Err(why) => Ok(format!(
             "{saved}, but not applied: {why}. Run networkctl reload as root."
         )),
     }
@@ -194,9 +195,47 @@ fn save_proxy(ctx: &Ctx, proxy: Option<crate::config::ProxyUrl>) -> Result<Strin
         Some(p) => format!("Cloud proxy {p} saved"),
         None => "Cloud proxy removed".to_string(),
     };
-    Ok(format!(
-        "{what}; the agent uses it once restarted: systemctl restart bgw-agent"
-    ))
+    if !ctx.real_root() {
+        return Ok(format!(
+            "{what}; the agent uses it once restarted: systemctl restart bgw-agent"
+        ));
+    }
+    // The agent reads the proxy when it starts. A restart stops running jobs (backups,
+    // restores, a sync), so it is left for later while any runs.
+    let jobs = block_on(async {
+        tokio::time::timeout(
+            AGENT_TIMEOUT * 2,
+            crate::admin::AdminClient::for_config(&ctx.config).jobs(),
+        )
+        .await
+    });
+    let running = match jobs {
+        Ok(Ok(answer)) => answer.jobs.iter().filter(|j| !j.state.is_final()).count(),
+        _ => {
+            return Ok(format!(
+                "{what}; the agent (not answering) uses it when it starts."
+            ))
+        }
+    };
+    if running > 0 {
+        return Ok(format!(
+            "{what}. {running} job(s) running, so the agent was not restarted: it uses the \
+             proxy once restarted. Save it again when they have ended."
+        ));
+    }
+    match run_bounded(
+        "systemctl",
+        &["try-restart", "bgw-agent"],
+        Duration::from_secs(30),
+    ) {
+        Ok(()) => Ok(format!(
+            "{what}; the agent has restarted with the new setting."
+        )),
+        Err(why) => Ok(format!(
+            "{what}, but the agent was not restarted: {why}. Run systemctl restart bgw-agent \
+             as root."
+        )),
+    }
 }
 
 fn set_timezone(ctx: &Ctx, zone: &str) -> Result<String, String> {
@@ -235,7 +274,7 @@ fn save_ntp(ctx: &Ctx, servers: &[String]) -> Result<String, String> {
         Duration::from_secs(10),
     ) {
         Ok(()) => Ok(format!("{saved} timesyncd restarted.")),
-        Err(why) => Err(format!(
+        Err(why) => Ok(format!(
             "{saved} Not applied: {why}. Run systemctl restart systemd-timesyncd as root."
         )),
     }
