@@ -29,13 +29,13 @@ use crate::cloud::CloudClient;
 use crate::error::{Error, Result};
 
 /// Disk reads in flight per job.
-pub const READ_AHEAD: usize = 4;
+pub const READ_AHEAD: usize = 6;
 /// Hashes per `chunks/missing`, at most (fewer when the reads are slower than the asks).
 pub const BATCH: usize = 8;
 /// `chunks/missing` asks in flight per job.
 pub const ASKS: usize = 2;
 /// Chunk uploads in flight per job.
-pub const UPLOADS: usize = 4;
+pub const UPLOADS: usize = 6;
 
 /// Counters a job's progress reports read.
 #[derive(Debug, Default)]
