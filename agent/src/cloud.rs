@@ -201,20 +201,7 @@ impl CloudClient {
                     continue;
                 }
             }
-            return Err(match error {
-                Some(e) => Error::CloudRefused {
-                    path,
-                    status: status.as_u16(),
-                    code: format!("{:?}", e.code),
-                    message: e.message,
-                },
-                None => Error::CloudRefused {
-                    path,
-                    status: status.as_u16(),
-                    code: "Unknown".into(),
-                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                },
-            });
+            return Err(refusal(path, status.as_u16(), error, &bytes));
         }
         unreachable!("the loop returns on its second pass")
     }
@@ -355,4 +342,28 @@ impl CloudClient {
         )
         .await
     }
+}
+
+/// The error for a refusal: the cloud's error body (`error`, parsed from `bytes`) when it sent
+/// one, else the start of whatever it sent.
+fn refusal(path: &'static str, status: u16, error: Option<ErrorBody>, bytes: &[u8]) -> Error {
+    match error {
+        Some(e) => Error::CloudRefused {
+            path,
+            status,
+            code: format!("{:?}", e.code),
+            message: e.message,
+        },
+        None => Error::CloudRefused {
+            path,
+            status,
+            code: "Unknown".into(),
+            message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
+        },
+    }
+}
+
+/// The error for a refusal whose body has not been parsed yet.
+fn refused(path: &'static str, status: u16, bytes: &[u8]) -> Error {
+    refusal(path, status, serde_json::from_slice(bytes).ok(), bytes)
 }

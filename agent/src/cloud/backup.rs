@@ -8,11 +8,11 @@ use bgw_protocol::backup::{
     chunk_path, paths, ChunkHash, ChunkStored, JobComplete, JobProgress, MissingChunks,
     MissingChunksRequest, JOB_ID_QUERY, RAW_LENGTH_HEADER,
 };
-use bgw_protocol::{ErrorBody, ErrorCode};
+use bgw_protocol::ErrorCode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{CloudClient, REQUEST_TIMEOUT};
+use super::{refused, CloudClient, REQUEST_TIMEOUT};
 use crate::error::{Error, Result};
 
 /// A chunk download may take this long (a restore is not throttled, but the link may be slow).
@@ -202,23 +202,6 @@ impl CloudClient {
                 .map_err(|source| Error::CloudAnswer { path, source });
         }
         Err(refused(path, status.as_u16(), &bytes))
-    }
-}
-
-fn refused(path: &'static str, status: u16, bytes: &[u8]) -> Error {
-    match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(e) => Error::CloudRefused {
-            path,
-            status,
-            code: format!("{:?}", e.code),
-            message: e.message,
-        },
-        Err(_) => Error::CloudRefused {
-            path,
-            status,
-            code: "Unknown".into(),
-            message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
-        },
     }
 }
 
