@@ -263,7 +263,7 @@ fn the_debian_package_builds_and_passes_lintian() {
 /// The appliance's OVF descriptor, generated from the template the OVA build uses, goes through
 /// vSphere's own parser (vcsim's OvfManager.CreateImportSpec) without an error or a warning, and
 /// ImportVApp with an NFC upload of a small stream-optimized disk creates a VM with 4 vCPUs,
-/// 16 GiB, the LSI Logic controller and a VMXNET3 adapter.
+/// 16 GiB, the LSI Logic controller, a VMXNET3 adapter and the CD drive of the ISO transport.
 #[test]
 fn the_ovf_descriptor_deploys_in_vsphere() {
     use bgw_tests::vcsim::{Vcsim, VcsimOptions};
@@ -346,6 +346,12 @@ fn the_ovf_descriptor_deploys_in_vsphere() {
     assert_eq!(
         vm["nics"],
         serde_json::json!(["vim.vm.device.VirtualVmxnet3"])
+    );
+    // The drive vSphere's ISO transport puts the OVF environment in.
+    assert_eq!(
+        vm["cdroms"],
+        serde_json::json!(["vim.vm.device.VirtualCdrom"]),
+        "{report}"
     );
 
     // The same check refuses what vSphere refuses: the disk on a SATA controller.
