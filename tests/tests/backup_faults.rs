@@ -59,9 +59,11 @@ async fn a_cloud_restarted_mid_upload_resumes_without_resending_confirmed_chunks
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vcenter_unreachable_mid_backup_fails_the_job_and_the_snapshot_goes_when_it_is_back() {
-    let b = BackupSetup::start_via_proxy(64 * MIB).await;
+    // Larger than what a job's pipeline holds (reads, asks and uploads in flight, about 30
+    // chunks): after the cut the backup still has disk to read.
+    let b = BackupSetup::start_via_proxy(256 * MIB).await;
     let proxy = b.proxy.as_ref().expect("started through a proxy");
-    // 1 MB/s: the backup takes about a minute, and it reads a chunk every few seconds.
+    // 1 MB/s: the backup would take minutes, and it reads a chunk every few seconds.
     b.limit(8_000_000).await;
     let (job, _) = b.start_backup_uploading(2 * MIB as u64).await;
     assert_eq!(b.snapshots().await.len(), 1, "the backup holds a snapshot");
