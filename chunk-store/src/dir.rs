@@ -60,8 +60,8 @@ impl DirChunkStore {
     }
 
     /// Writes a chunk unless it is there: to a temporary file, synced, then renamed into
-    /// place, so a chunk file is either whole or absent. One blocking call does it all (a
-    /// 4 MiB chunk goes from the request body to the kernel with no copy in between).
+    /// place, so a chunk file is either whole or absent. One blocking call does it all; the
+    /// only copy of the body is into the aligned staging buffer of a direct write.
     async fn write(&self, hash: &ChunkHash, data: Bytes) -> Result<bool, Error> {
         let path = self.path_of(hash);
         let tmp = self
