@@ -24,6 +24,7 @@ pub mod error;
 pub mod latency_proxy;
 pub mod paths;
 pub mod process;
+pub mod systemd_analyze;
 pub mod tls;
 pub mod vcsim;
 pub mod vcsim_disks;

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bgw_tests::paths::repo_root;
-use bgw_tests::process::{run_bounded, CommandOutput};
+use bgw_tests::process::run_bounded;
+use bgw_tests::systemd_analyze::{security, verify};
 
 /// The boot report runs as a throwaway user with the agent's sandbox (plus capset, which ip(8)
 /// needs to drop its capabilities).
@@ -34,18 +35,11 @@ fn unit_in(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
-fn analyze(args: &[&str], unit: &Path) -> CommandOutput {
-    let mut cmd = Command::new("systemd-analyze");
-    cmd.args(args).arg(unit).current_dir(unit.parent().unwrap());
-    run_bounded("systemd-analyze", cmd, Duration::from_secs(60))
-        .expect("systemd-analyze runs (Debian package systemd; scripts/test installs it)")
-}
-
 #[test]
 fn the_appliance_units_verify_and_keep_their_sandboxing() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["bgw-ovf-apply.service", "bgw-boot-report.service"] {
-        let out = analyze(&["verify", "--man=no"], &unit_in(dir.path(), name));
+        let out = verify(&unit_in(dir.path(), name));
         assert!(out.success(), "{name}: {}", out.stderr);
         assert!(
             out.stderr.trim().is_empty(),
@@ -57,17 +51,7 @@ fn the_appliance_units_verify_and_keep_their_sandboxing() {
         ("bgw-boot-report.service", BOOT_REPORT_EXPOSURE),
         ("bgw-ovf-apply.service", OVF_APPLY_EXPOSURE),
     ] {
-        let out = analyze(
-            &["security", "--offline=true", "--no-pager"],
-            &dir.path().join(name),
-        );
-        let score: f64 = out
-            .stdout
-            .lines()
-            .find(|l| l.contains("Overall exposure level"))
-            .and_then(|l| l.rsplit_once(": "))
-            .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{}{}", out.stdout, out.stderr));
+        let score = security(&dir.path().join(name));
         println!("systemd-analyze security {name}: exposure {score}");
         assert!(score <= max, "{name}: exposure rose from {max} to {score}");
     }

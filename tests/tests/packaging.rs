@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bgw_tests::paths::{repo_root, workspace_binary};
-use bgw_tests::process::{run_bounded, CommandOutput};
+use bgw_tests::process::run_bounded;
+use bgw_tests::systemd_analyze::{security, verify};
 
 /// The highest `systemd-analyze security` exposure the issue allows a service unit (0.0 best,
 /// 10.0 worst).
@@ -50,22 +51,6 @@ fn console_in(dir: &Path, transform: impl Fn(&str) -> String) -> PathBuf {
         "bgw-console@tty1.service",
         transform,
     )
-}
-
-fn analyze(args: &[&str], unit: &Path) -> CommandOutput {
-    let mut cmd = Command::new("systemd-analyze");
-    cmd.args(args).arg(unit).current_dir(unit.parent().unwrap());
-    run_bounded("systemd-analyze", cmd, Duration::from_secs(60))
-        .expect("systemd-analyze runs (Debian package systemd; scripts/test installs it)")
-}
-
-fn verify(unit: &Path) -> CommandOutput {
-    analyze(&["verify", "--man=no"], unit)
-}
-
-fn security(unit: &Path) -> f64 {
-    let out = analyze(&["security", "--offline=true", "--no-pager"], unit);
-    exposure(&out.stdout).unwrap_or_else(|| panic!("{}{}", out.stdout, out.stderr))
 }
 
 /// The unit without its `Protect*` and `Private*` lines: the score must see the difference.
@@ -128,19 +113,6 @@ fn the_console_unit_verifies_and_keeps_its_sandboxing() {
     let text = std::fs::read_to_string(&unit).unwrap();
     assert!(text.contains("Conflicts=getty@%i.service"), "{text}");
     assert!(text.contains("DefaultInstance=tty1"), "{text}");
-}
-
-/// "→ Overall exposure level for bgw-agent.service: 1.6 OK 🙂" → 1.6
-fn exposure(report: &str) -> Option<f64> {
-    let line = report
-        .lines()
-        .find(|l| l.contains("Overall exposure level"))?;
-    line.rsplit_once(": ")?
-        .1
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 #[test]
