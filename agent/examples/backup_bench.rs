@@ -38,6 +38,18 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU ticks of `/proc/PID/stat` (`stat`'s text): user + system of the process itself, or with
+/// `children`, of its waited-for children.
+fn cpu_ticks(stat: &str, children: bool) -> u64 {
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let first = if children { 13 } else { 11 };
+    f.get(first).copied().unwrap_or(0) + f.get(first + 1).copied().unwrap_or(0)
+}
+
 /// CPU seconds (user + system) used so far by the processes named `comm`.
 fn cpu_secs(comm: &str) -> f64 {
     let mut ticks = 0u64;
@@ -46,13 +58,10 @@ fn cpu_secs(comm: &str) -> f64 {
         if !std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == comm) {
             continue;
         }
-        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<u64> = after
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        ticks += f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        ticks += cpu_ticks(
+            &std::fs::read_to_string(p.join("stat")).unwrap_or_default(),
+            false,
+        );
     }
     ticks as f64 / 100.0
 }
@@ -90,12 +99,7 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 /// CPU seconds (user + system) of this process's waited-for children so far.
 fn children_cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    (f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0)) as f64 / 100.0
+    cpu_ticks(&stat, true) as f64 / 100.0
 }
 
 /// Runs `cmd` to its end: its wall time and the CPU seconds it used.
